@@ -1,0 +1,859 @@
+"""``MetadataStore``: the store API, written once on top of a handful of backend primitives.
+
+A backend implements the primitives (open/close, table existence, scan, append, delete, drop,
+list); ``read``, ``write``, ``resolve_update``, ``delete`` and friends are template methods
+here. Backends with a native query engine (SQL) override ``_read_frame`` and
+``_resolve_native`` to push the work into the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Literal
+
+import narwhals as nw
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from metaxy.errors import (
+    FeatureNotFoundError,
+    HashAlgorithmNotSupportedError,
+    MetadataSchemaError,
+    PolarsMaterializationWarning,
+    RootFeatureError,
+    StoreNotOpenError,
+    SystemDataNotFoundError,
+    TableNotFoundError,
+    VersioningEngineMismatchError,
+)
+from metaxy.models import constants as c
+from metaxy.models.graph import FeatureGraph, current_graph
+from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.versioning import polars_executor as px
+from metaxy.versioning.hashing import HashAlgorithm, truncation_length
+from metaxy.versioning.plan import ResolvePlan, compile_plan
+
+from ._frames import FilterLike, WriteContext, apply_filters, coerce_filters, normalize_write, to_polars_lazy
+from .types import AccessMode, LazyIncrement
+
+__all__ = ["MetadataStore", "MetadataStoreConfig", "VersioningEngine"]
+
+VersioningEngine = Literal["auto", "native", "polars"]
+FiltersByFeature = Mapping[Any, FilterLike | Sequence[FilterLike]]
+
+
+class MetadataStoreConfig(BaseModel):
+    """Constructor settings common to every store (``stores.<name>.config`` in metaxy.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hash_algorithm: HashAlgorithm | None = None
+    versioning_engine: VersioningEngine = "auto"
+    fallback_stores: list[str] = []
+    auto_create_tables: bool | None = None
+    materialization_id: str | None = None
+
+
+class MetadataStore(ABC):
+    """Append-only, per-feature metadata tables with merge-on-read and incremental resolution.
+
+    Use as a context manager: ``with store:`` opens for reading, ``with store.open("w"):`` for
+    writing. Opens nest; the innermost mode is in effect.
+    """
+
+    # --- capabilities (class attributes; core code asks these, never isinstance) -----------------
+    default_hash_algorithm: ClassVar[HashAlgorithm] = HashAlgorithm.MD5
+    supported_hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = px.POLARS_HASH_ALGORITHMS
+    native_engine: ClassVar[Literal["polars", "sql"]] = "polars"
+    always_creates_tables: ClassVar[bool] = True
+    supports_map_datatype: ClassVar[bool] = False
+    config_class: ClassVar[type[MetadataStoreConfig]] = MetadataStoreConfig
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        hash_algorithm: HashAlgorithm | str | None = None,
+        versioning_engine: VersioningEngine = "auto",
+        fallback_stores: Sequence[MetadataStore | str] | None = None,
+        auto_create_tables: bool | None = None,
+        materialization_id: str | None = None,
+    ) -> None:
+        self.name = name
+        self.hash_algorithm = HashAlgorithm(hash_algorithm) if hash_algorithm else self.default_hash_algorithm
+        self.versioning_engine: VersioningEngine = versioning_engine
+        self._fallback_specs: list[MetadataStore | str] = list(fallback_stores or [])
+        self._fallbacks: list[MetadataStore] | None = None
+        self._auto_create_tables = auto_create_tables
+        self.materialization_id = materialization_id
+        self._modes: list[AccessMode] = []
+        self._last_now: datetime | None = None
+
+    # --- construction from config ----------------------------------------------------------------
+    @classmethod
+    def config_model(cls) -> type[MetadataStoreConfig]:
+        return cls.config_class
+
+    @classmethod
+    def from_config(cls, config: MetadataStoreConfig | Mapping[str, Any], **kwargs: Any) -> MetadataStore:
+        if not isinstance(config, BaseModel):
+            config = cls.config_model().model_validate(config)
+        return cls(**{**config.model_dump(exclude_unset=True), **kwargs})
+
+    @property
+    def qualified_class_name(self) -> str:
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def display(self) -> str:
+        """A short human description, e.g. ``InMemoryMetadataStore(name=dev)``."""
+        return f"{type(self).__name__}({self._display_target()})"
+
+    def _display_target(self) -> str:
+        return f"name={self.name}" if self.name else ""
+
+    def __repr__(self) -> str:
+        return self.display()
+
+    def native_implementation(self) -> str:
+        return self.native_engine
+
+    @property
+    def auto_create_tables(self) -> bool:
+        if self._auto_create_tables is not None:
+            return self._auto_create_tables
+        from metaxy.config import MetaxyConfig
+
+        return bool(MetaxyConfig.current_or_default().auto_create_tables)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_modes"] = []
+        state["_fallbacks"] = None
+        return self._getstate_backend(state)
+
+    def _getstate_backend(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Drop unpicklable backend handles from ``state`` (connections)."""
+        return state
+
+    # --- backend primitives ----------------------------------------------------------------------
+    @abstractmethod
+    def _open_backend(self, mode: AccessMode) -> None:
+        """Connect (called by the outermost ``open``)."""
+
+    @abstractmethod
+    def _close_backend(self) -> None:
+        """Disconnect (called when the outermost ``open`` exits)."""
+
+    @abstractmethod
+    def _table_exists(self, table: str) -> bool: ...
+
+    @abstractmethod
+    def _scan(self, table: str) -> pl.LazyFrame:
+        """All raw rows of an existing table, lazily."""
+
+    @abstractmethod
+    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+        """Append rows atomically, creating the table if needed; returns the row count."""
+
+    @abstractmethod
+    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
+        """Physically delete matching rows (all rows for ``None``); returns the count deleted."""
+
+    @abstractmethod
+    def _drop(self, table: str) -> None: ...
+
+    @abstractmethod
+    def _list_tables(self) -> list[str]: ...
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def open(self, mode: AccessMode = "r") -> Iterator[MetadataStore]:
+        """Open the store (re-entrant). The connection is made by the outermost open.
+
+        Raises:
+            HashAlgorithmNotSupportedError: the store cannot compute its hash algorithm.
+        """
+        if mode not in ("r", "w"):
+            raise ValueError(f"Unknown access mode {mode!r}. Hint: use 'r' or 'w'.")
+        outermost = not self._modes
+        if outermost:
+            self._check_hash_algorithm()
+            self._open_backend(mode)
+        self._modes.append(mode)
+        try:
+            yield self
+        finally:
+            self._modes.pop()
+            if outermost:
+                self._close_backend()
+
+    def __enter__(self) -> MetadataStore:
+        self._enter_cm = self.open("r")
+        return self._enter_cm.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._enter_cm.__exit__(*exc)
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self._modes)
+
+    @property
+    def mode(self) -> AccessMode | None:
+        return self._modes[-1] if self._modes else None
+
+    def _check_hash_algorithm(self) -> None:
+        if self.hash_algorithm not in self.supported_hash_algorithms:
+            raise HashAlgorithmNotSupportedError(
+                f"{type(self).__name__} cannot compute hash algorithm '{self.hash_algorithm.value}'. "
+                f"Supported: {sorted(a.value for a in self.supported_hash_algorithms)}. "
+                "Hint: set hash_algorithm to one of them (metaxy never downloads extensions)."
+            )
+
+    def _require_open(self) -> None:
+        if not self._modes:
+            raise StoreNotOpenError(
+                f"{self.display()} must be opened before use. Hint: `with store:` (read) or "
+                "`with store.open('w'):` (write)."
+            )
+
+    def _require_write(self) -> None:
+        self._require_open()
+        if self._modes[-1] != "w":
+            raise StoreNotOpenError(
+                f"{self.display()} is open in read mode. Hint: wrap the write in `with store.open('w'):`."
+            )
+
+    def _now(self) -> datetime:
+        """The transaction time: UTC, microseconds, strictly increasing per store object."""
+        now = datetime.now(UTC)
+        if self._last_now is not None and now <= self._last_now:
+            now = self._last_now + timedelta(microseconds=1)
+        self._last_now = now
+        return now
+
+    # --- fallback stores -------------------------------------------------------------------------
+    @property
+    def fallback_stores(self) -> list[MetadataStore]:
+        """Fallback stores, resolved (by name through the config) on first access."""
+        if self._fallbacks is None:
+            resolved: list[MetadataStore] = []
+            for spec in self._fallback_specs:
+                if isinstance(spec, MetadataStore):
+                    resolved.append(spec)
+                    continue
+                from metaxy.config import MetaxyConfig
+
+                if not MetaxyConfig.is_set():
+                    raise ValueError(
+                        f"Fallback store '{spec}' of {self.display()} is a name, but no MetaxyConfig provided. "
+                        "Hint: call metaxy.init() / MetaxyConfig.load(), or pass store objects."
+                    )
+                resolved.append(MetaxyConfig.get().get_store(spec))
+            for fb in resolved:
+                if fb.hash_algorithm != self.hash_algorithm:
+                    raise ValueError(
+                        f"Fallback store {fb.display()} uses hash_algorithm '{fb.hash_algorithm.value}' but "
+                        f"{self.display()} uses '{self.hash_algorithm.value}'. Hint: every store in a fallback "
+                        "chain must use the same hash_algorithm."
+                    )
+            self._fallbacks = resolved
+        return self._fallbacks
+
+    # --- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _key(feature: Any) -> FeatureKey:
+        return coerce_to_feature_key(feature)
+
+    @staticmethod
+    def _is_system(key: FeatureKey) -> bool:
+        return bool(key.parts) and key.parts[0] == c.SYSTEM_KEY_PREFIX
+
+    def _table(self, key: FeatureKey) -> str:
+        return key.table_name
+
+    def _graph(self) -> FeatureGraph:
+        return current_graph()
+
+    def _hash_length(self) -> int:
+        return truncation_length()
+
+    # --- read ------------------------------------------------------------------------------------
+    def read(
+        self,
+        feature: Any,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: bool = False,
+    ) -> Any:
+        """Read a feature's metadata lazily: current feature version, latest row per sample.
+
+        Args:
+            feature: feature class, key or key string.
+            feature_version: read this version instead (needs ``with_feature_history=True``).
+            filters: SQL strings or narwhals/Polars expressions, applied after de-duplication.
+            columns: return exactly these columns.
+            allow_fallback: look in fallback stores when this store lacks the feature.
+            with_feature_history: all feature versions instead of the current one.
+            with_sample_history: every row instead of the latest per sample.
+            include_soft_deleted: keep rows whose latest state is a soft delete.
+            with_store_info: return ``(frame, store_that_had_it)``.
+
+        Returns:
+            A narwhals ``LazyFrame`` (or the tuple with ``with_store_info``).
+
+        Raises:
+            StoreNotOpenError: the store is not open.
+            FeatureNotFoundError: no table for the feature here nor in any fallback store.
+            SystemDataNotFoundError: a system table that was never pushed.
+            ValueError: ``feature_version`` without ``with_feature_history``.
+        """
+        self._require_open()
+        key = self._key(feature)
+        if feature_version is not None and not with_feature_history:
+            raise ValueError(
+                f"read('{key}', feature_version={feature_version!r}) needs with_feature_history=True. "
+                "Hint: pass with_feature_history=True to read another feature version."
+            )
+        parsed = coerce_filters(filters)
+        if self._is_system(key):
+            frame = self._read_system(key, parsed, columns)
+            return (frame, self) if with_store_info else frame
+        store = self._find_store(key, allow_fallback=allow_fallback)
+        version = None if with_feature_history else self._graph().get_feature_version(key)
+        if with_feature_history and feature_version is not None:
+            version = feature_version
+        with store.open("r") if store is not self else contextlib.nullcontext():
+            frame = store._read_frame(
+                key,
+                feature_version=version,
+                id_columns=self._graph().get_feature_definition(key).id_columns,
+                with_sample_history=with_sample_history,
+                include_soft_deleted=include_soft_deleted,
+                filters=parsed,
+                columns=list(columns) if columns is not None else None,
+            )
+            if store is not self:
+                frame = self._detach(frame)
+        return (frame, store) if with_store_info else frame
+
+    def _detach(self, frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+        """A frame read from another (now closing) store, made independent of its connection."""
+        native = frame.to_native()
+        if isinstance(native, pl.LazyFrame):
+            return frame
+        return nw.from_native(frame.collect().to_polars().lazy())
+
+    def _read_frame(
+        self,
+        key: FeatureKey,
+        *,
+        feature_version: str | None,
+        id_columns: Sequence[str],
+        with_sample_history: bool,
+        include_soft_deleted: bool,
+        filters: Sequence[FilterLike],
+        columns: list[str] | None,
+    ) -> nw.LazyFrame[Any]:
+        """The read pipeline (Polars): version filter → latest per id → hide deleted → filters → columns."""
+        lf = self._scan(self._table(key))
+        if feature_version is not None:
+            lf = lf.filter(pl.col(c.FEATURE_VERSION) == feature_version)
+        if not with_sample_history:
+            lf = px.latest_rows(lf, id_columns)
+        if not include_soft_deleted:
+            lf = lf.filter(pl.col(c.DELETED_AT).is_null())
+        lf = apply_filters(lf, filters)
+        if columns is not None:
+            lf = lf.select(columns)
+        return nw.from_native(lf)
+
+    def _read_system(self, key: FeatureKey, filters: Sequence[FilterLike], columns: Sequence[str] | None) -> Any:
+        table = self._table(key)
+        if not self._table_exists(table):
+            raise SystemDataNotFoundError(
+                f"System table '{key}' does not exist in {self.display()}. Hint: Invoke `metaxy push` "
+                "(or SystemTableStorage(store).push_graph_snapshot()) first.",
+                keys=[key],
+            )
+        lf = apply_filters(self._scan(table), filters)
+        return nw.from_native(lf.select(list(columns)) if columns is not None else lf)
+
+    def _find_store(self, key: FeatureKey, *, allow_fallback: bool) -> MetadataStore:
+        if self._table_exists(self._table(key)):
+            return self
+        if allow_fallback:
+            for fb in self.fallback_stores:
+                with fb.open("r"):
+                    try:
+                        return fb._find_store(key, allow_fallback=True)
+                    except FeatureNotFoundError:
+                        continue
+        where = [self.display(), *(fb.display() for fb in (self.fallback_stores if allow_fallback else []))]
+        raise FeatureNotFoundError(
+            f"Feature '{key}' has no metadata in {', '.join(where)}. Hint: write it first (or resolve and "
+            "write its upstream features), or add a fallback store that has it.",
+            keys=[key],
+        )
+
+    def has_feature(self, feature: Any, *, check_fallback: bool = False) -> bool:
+        """Whether the store (or, with ``check_fallback``, a fallback store) has the feature's table."""
+        self._require_open()
+        try:
+            self._find_store(self._key(feature), allow_fallback=check_fallback)
+        except FeatureNotFoundError:
+            return False
+        return True
+
+    def find_store_for_feature(self, feature: Any) -> MetadataStore:
+        self._require_open()
+        return self._find_store(self._key(feature), allow_fallback=True)
+
+    def get_store_metadata(self, feature: Any) -> dict[str, Any]:
+        store = self.find_store_for_feature(feature)
+        return {"name": store.name, "display": store.display(), "resolved_from": self._key(feature).to_string()}
+
+    def get_store_info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.qualified_class_name,
+            "display": self.display(),
+            "hash_algorithm": self.hash_algorithm.value,
+        }
+
+    # --- write -----------------------------------------------------------------------------------
+    def write(
+        self,
+        feature: Any,
+        df: Any,
+        materialization_id: str | None = None,
+        preserve_feature_version: bool = False,
+    ) -> int:
+        """Append rows to a feature's table, stamping the system columns (spec §5.3).
+
+        Args:
+            feature: feature class, key or key string.
+            df: any narwhals-compatible frame (Polars, pandas, PyArrow; eager or lazy).
+            materialization_id: recorded on every row (defaults to the store's).
+            preserve_feature_version: keep the frame's feature/project versions (rebase, copy).
+
+        Returns:
+            The number of rows written.
+
+        Raises:
+            StoreNotOpenError: not open for writing.
+            MetadataSchemaError: missing id / provenance columns or wrong dtypes; nothing is written.
+            TableNotFoundError: the table is missing and the store may not create it.
+        """
+        self._require_write()
+        key = self._key(feature)
+        lf = normalize_write(to_polars_lazy(df), self._write_context(key, materialization_id, preserve_feature_version))
+        return self._append_checked(key, lf)
+
+    def _append_checked(self, key: FeatureKey, lf: pl.LazyFrame) -> int:
+        table = self._table(key)
+        if not self._table_exists(table):
+            if not (self.always_creates_tables or self.auto_create_tables):
+                raise TableNotFoundError(
+                    f"Table '{table}' for feature '{key}' does not exist in {self.display()}. Hint: create it, "
+                    "or set auto_create_tables = true (store config or metaxy.toml).",
+                    keys=[key],
+                )
+            if not self.always_creates_tables:
+                warnings.warn(f"Creating table '{table}' for feature '{key}' in {self.display()}.", stacklevel=3)
+        else:
+            self._check_schema_compatible(key, lf)
+        return self._append(table, lf)
+
+    def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
+        existing = self._scan(self._table(key)).collect_schema()
+        incoming = lf.collect_schema()
+        clashes = {
+            n: (str(existing[n]), str(dt))
+            for n, dt in incoming.items()
+            if n in existing
+            and existing[n] != dt
+            and dt != pl.Null
+            and existing[n] != pl.Null
+            and not (n in c.SYSTEM_COLUMNS and isinstance(dt, pl.Struct))
+        }
+        if clashes:
+            raise MetadataSchemaError(
+                f"Writing '{key}': column types differ from the stored table: "
+                + ", ".join(f"{n} stored {a}, got {b}" for n, (a, b) in clashes.items())
+                + ". Hint: cast the columns to the stored types."
+            )
+
+    def _write_context(
+        self, key: FeatureKey, materialization_id: str | None, preserve_feature_version: bool, **kw: Any
+    ) -> WriteContext:
+        graph = self._graph()
+        plan = compile_plan(graph, key)
+        defn = graph.get_feature_definition(key)
+        return WriteContext(
+            feature=key.to_string(),
+            id_columns=plan.id_columns,
+            field_struct_keys=plan.field_struct_keys,
+            is_root=plan.is_root,
+            feature_version=plan.feature_version,
+            project_version=graph.get_project_version(defn.project),
+            materialization_id=materialization_id or self.materialization_id,
+            now=self._now(),
+            algorithm=self.hash_algorithm,
+            length=self._hash_length(),
+            preserve_feature_version=preserve_feature_version,
+            **kw,
+        )
+
+    def write_multi(self, frames: Mapping[Any, Any], materialization_id: str | None = None) -> dict[FeatureKey, int]:
+        """Write several features; dependents first (reverse topological order).
+
+        All frames are validated before the first one is written.
+        """
+        self._require_write()
+        by_key = {self._key(k): v for k, v in frames.items()}
+        order = self._graph().topological_sort_features(by_key, descending=True)
+        prepared = {
+            k: normalize_write(to_polars_lazy(by_key[k]), self._write_context(k, materialization_id, False))
+            for k in order
+        }
+        return {k: self._append_checked(k, prepared[k]) for k in order}
+
+    # --- resolve ---------------------------------------------------------------------------------
+    def resolve_update(
+        self,
+        feature: Any,
+        *,
+        samples: Any = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: bool = False,
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> Any:
+        """Which samples of ``feature`` are new, stale or orphaned (spec §3.10, §5.4).
+
+        Args:
+            feature: feature class, key or key string.
+            samples: expected rows with ``metaxy_provenance_by_field`` (required for root features;
+                for others, replaces loading the upstream).
+            filters: ``{feature: [filter, ...]}``; upstream entries filter that upstream's read,
+                the target's entry filters stored rows and samples.
+            global_filters: applied to the target and to every upstream read.
+            target_filters: applied to the target only (stored rows and samples).
+            lazy: return a :class:`LazyIncrement` (with ``input``) instead of collecting.
+            versioning_engine: ``"auto"``, ``"native"`` or ``"polars"`` (default: the store's).
+            skip_comparison: report every expected sample as new.
+            staleness_predicates: stored rows matching any of these are stale.
+
+        Raises:
+            RootFeatureError: root feature without ``samples``.
+            FeatureNotFoundError: an upstream has no metadata anywhere.
+            VersioningEngineMismatchError: ``"native"`` was required but frames are foreign.
+        """
+        self._require_open()
+        key = self._key(feature)
+        graph = self._graph()
+        graph.get_feature_definition(key)
+        plan = compile_plan(graph, key)
+        if plan.is_root and samples is None:
+            raise RootFeatureError(
+                f"'{key}' is a root feature (no upstream); resolve_update needs samples=. Hint: pass a frame "
+                f"of the expected samples with '{c.PROVENANCE_BY_FIELD}' (one entry per field)."
+            )
+        by_key = {self._key(k): coerce_filters(v) for k, v in (filters or {}).items()}
+        glob = coerce_filters(global_filters)
+        target = [*by_key.get(key, []), *glob, *coerce_filters(target_filters)]
+        predicates = coerce_filters(staleness_predicates)
+        engine = versioning_engine or self.versioning_engine
+        request = _ResolveRequest(plan, samples, by_key, glob, target, predicates, skip_comparison)
+        if engine != "polars" and self.native_engine != "polars":
+            result = self._resolve_native(request, strict=engine == "native")
+            if result is not None:
+                return result if lazy else result.collect()
+        result = self._resolve_polars(request, warn=engine == "auto")
+        return result if lazy else result.collect()
+
+    def _resolve_native(self, request: _ResolveRequest, *, strict: bool) -> LazyIncrement | None:
+        """Run the resolve inside the backend; ``None`` to fall back to Polars (foreign frames)."""
+        if strict:
+            raise VersioningEngineMismatchError(
+                f"{type(self).__name__} has no native versioning engine. Hint: use versioning_engine='polars'."
+            )
+        return None
+
+    def _resolve_polars(self, request: _ResolveRequest, *, warn: bool) -> LazyIncrement:
+        plan, algo, length = request.plan, self.hash_algorithm, self._hash_length()
+        if request.samples is not None:
+            expected = self._samples_frame(plan, request.samples, request.target_filters)
+            upstream_input = None
+        else:
+            prepared = [
+                px.prepare_upstream(dep, self._upstream_polars(dep.feature, request, warn=warn), algo, length)
+                for dep in plan.deps
+            ]
+            expected = px.with_provenance(plan, px.join_upstreams(plan, prepared), algo, length)
+            upstream_input = expected
+        current = self._current_polars(plan, request.target_filters)
+        predicate_columns: list[str] = []
+        if current is not None and request.staleness_predicates:
+            current, predicate_columns = _with_predicate_columns(current, request.staleness_predicates)
+        res = px.resolve(
+            plan, expected, current, predicate_columns=predicate_columns, skip_comparison=request.skip_comparison
+        )
+        return LazyIncrement(
+            nw.from_native(res.new),
+            nw.from_native(res.stale),
+            nw.from_native(res.orphaned),
+            nw.from_native(upstream_input) if upstream_input is not None else None,
+        )
+
+    def _upstream_polars(self, key: FeatureKey, request: _ResolveRequest, *, warn: bool) -> pl.LazyFrame:
+        frame = self.read(key, filters=[*request.filters_by_key.get(key, []), *request.global_filters])
+        native = frame.to_native()
+        if isinstance(native, pl.LazyFrame):
+            return native
+        if warn and self.native_engine == "polars":
+            warnings.warn(
+                f"Upstream '{key}' was materialised to Polars for the resolve.",
+                PolarsMaterializationWarning,
+                stacklevel=4,
+            )
+        return frame.collect().to_polars().lazy()
+
+    def _current_polars(self, plan: ResolvePlan, target_filters: Sequence[FilterLike]) -> pl.LazyFrame | None:
+        if not self._table_exists(self._table(plan.feature)):
+            return None
+        frame = self._read_frame(
+            plan.feature,
+            feature_version=plan.feature_version,
+            id_columns=plan.id_columns,
+            with_sample_history=False,
+            include_soft_deleted=False,
+            filters=target_filters,
+            columns=None,
+        )
+        native = frame.to_native()
+        return native if isinstance(native, pl.LazyFrame) else frame.collect().to_polars().lazy()
+
+    def _samples_frame(self, plan: ResolvePlan, samples: Any, target_filters: Sequence[FilterLike]) -> pl.LazyFrame:
+        lf = to_polars_lazy(samples)
+        names = lf.collect_schema().names()
+        if c.PROVENANCE_BY_FIELD not in names:
+            raise MetadataSchemaError(
+                f"samples for '{plan.feature}' have no '{c.PROVENANCE_BY_FIELD}' column. Available: {names}. "
+                f"Hint: add a struct column with one string per field: {list(plan.field_struct_keys)}."
+            )
+        ctx = WriteContext(
+            feature=plan.feature.to_string(),
+            id_columns=plan.id_columns,
+            field_struct_keys=plan.field_struct_keys,
+            is_root=True,
+            feature_version=plan.feature_version,
+            project_version="",
+            materialization_id=None,
+            now=datetime.now(UTC),
+            algorithm=self.hash_algorithm,
+            length=self._hash_length(),
+        )
+        normalized = normalize_write(lf.drop([n for n in names if n == c.PROVENANCE]), ctx)
+        keep = [n for n in normalized.collect_schema().names() if n not in _LIFECYCLE]
+        return apply_filters(normalized.select(keep), target_filters)
+
+    def compute_provenance(self, feature: Any, df: Any) -> Any:
+        """Add the versioning columns to a user-joined upstream frame.
+
+        ``df`` must hold ``metaxy_data_version_by_field__<upstream suffix>`` for every dependency.
+
+        Raises:
+            ValueError: the required upstream columns are missing.
+        """
+        key = self._key(feature)
+        plan = compile_plan(self._graph(), key)
+        lf = to_polars_lazy(df)
+        names = lf.collect_schema().names()
+        required = [d.data_version_by_field for d in plan.deps]
+        missing = [col for col in required if col not in names]
+        if missing:
+            raise ValueError(
+                f"compute_provenance('{key}') is missing required upstream columns {missing}. "
+                "Hint: rename each upstream's metaxy_data_version_by_field with its suffix before joining."
+            )
+        for dep in plan.deps:
+            for col in dep.versioning_columns:
+                if col not in names:
+                    lf = lf.with_columns(pl.lit(None, pl.String).alias(col))
+        out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
+        return nw.from_native(out)
+
+    # --- deletes and maintenance -----------------------------------------------------------------
+    def delete(
+        self,
+        feature: Any,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        *,
+        soft: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+    ) -> int:
+        """Soft-delete (append markers) or hard-delete (physically remove) matching rows.
+
+        Returns:
+            The number of markers written (soft) or rows removed (hard).
+        """
+        self._require_write()
+        key = self._key(feature)
+        parsed = coerce_filters(filters)
+        if soft:
+            frame = self.read(
+                key,
+                filters=parsed,
+                with_feature_history=with_feature_history,
+                with_sample_history=with_sample_history,
+            )
+            lf = to_polars_lazy(frame.to_native() if isinstance(frame.to_native(), pl.LazyFrame) else frame.collect())
+            ctx = self._write_context(key, None, False, keep_timestamps=True)
+            marked = lf.with_columns(pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias(c.DELETED_AT))
+            return self._append_checked(key, normalize_write(marked, ctx))
+        table = self._table(key)
+        if not self._table_exists(table):
+            raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
+        predicate = _combine(parsed)
+        if not with_feature_history:
+            version = pl.col(c.FEATURE_VERSION) == self._graph().get_feature_version(key)
+            predicate = version if predicate is None else predicate & version
+        return self._delete_where(table, predicate)
+
+    def drop_feature_metadata(self, feature: Any) -> None:
+        """Drop a feature's table and all its rows."""
+        self._require_write()
+        table = self._table(self._key(feature))
+        if self._table_exists(table):
+            self._drop(table)
+
+    def list_features(self) -> list[FeatureKey]:
+        """Keys of the features that have a table in this store (system tables excluded)."""
+        self._require_open()
+        known = {k.table_name: k for k in self._graph().feature_definitions_by_key}
+        return sorted((known[t] for t in self._list_tables() if t in known), key=str)
+
+    def copy_metadata(
+        self,
+        from_store: MetadataStore,
+        features: Sequence[Any] | None = None,
+        *,
+        filters: Mapping[str, FilterLike | Sequence[FilterLike]] | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        with_feature_history: bool = True,
+        with_sample_history: bool = False,
+    ) -> dict[str, int]:
+        """Copy features' rows from another store, keeping versions and timestamps."""
+        self._require_write()
+        copied = rows = 0
+        with from_store.open("r"):
+            keys = [self._key(f) for f in features] if features is not None else from_store.list_features()
+            by_key = {self._key(k): coerce_filters(v) for k, v in (filters or {}).items()}
+            for key in keys:
+                if not from_store.has_feature(key):
+                    continue
+                frame = from_store.read(
+                    key,
+                    filters=[*by_key.get(key, []), *coerce_filters(global_filters)],
+                    with_feature_history=with_feature_history,
+                    with_sample_history=with_sample_history,
+                    include_soft_deleted=True,
+                    allow_fallback=False,
+                )
+                df = frame.collect().to_polars()
+                if df.height == 0:
+                    continue
+                ctx = self._write_context(key, None, True, keep_timestamps=True)
+                rows += self._append_checked(key, normalize_write(df.lazy(), ctx))
+                copied += 1
+        return {"features_copied": copied, "rows_copied": rows}
+
+
+class _ResolveRequest:
+    """The normalised arguments of one ``resolve_update`` call."""
+
+    __slots__ = (
+        "filters_by_key",
+        "global_filters",
+        "plan",
+        "samples",
+        "skip_comparison",
+        "staleness_predicates",
+        "target_filters",
+    )
+
+    def __init__(
+        self,
+        plan: ResolvePlan,
+        samples: Any,
+        filters_by_key: dict[FeatureKey, list[FilterLike]],
+        global_filters: list[FilterLike],
+        target_filters: list[FilterLike],
+        staleness_predicates: list[FilterLike],
+        skip_comparison: bool,
+    ) -> None:
+        self.plan = plan
+        self.samples = samples
+        self.filters_by_key = filters_by_key
+        self.global_filters = global_filters
+        self.target_filters = target_filters
+        self.staleness_predicates = staleness_predicates
+        self.skip_comparison = skip_comparison
+
+
+_LIFECYCLE = frozenset(
+    {c.FEATURE_VERSION, c.PROJECT_VERSION, c.CREATED_AT, c.UPDATED_AT, c.DELETED_AT, c.MATERIALIZATION_ID}
+)
+
+
+def _with_predicate_columns(lf: pl.LazyFrame, predicates: Sequence[FilterLike]) -> tuple[pl.LazyFrame, list[str]]:
+    """Evaluate staleness predicates (SQL strings, Polars or narwhals expressions) as boolean columns."""
+    from metaxy.models.filter_expression import FilterExpression
+
+    names: list[str] = []
+    for i, p in enumerate(predicates):
+        name = f"__metaxy_predicate_{i}"
+        names.append(name)
+        if isinstance(p, str):
+            p = FilterExpression.parse(p)
+        if isinstance(p, FilterExpression):
+            lf = lf.with_columns(p.to_polars().alias(name))
+        elif isinstance(p, pl.Expr):
+            lf = lf.with_columns(p.alias(name))
+        else:
+            lf = nw.from_native(lf).with_columns(p.alias(name)).to_native()
+    return lf, names
+
+
+def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:
+    from metaxy.models.filter_expression import FilterExpression
+
+    out: pl.Expr | None = None
+    for f in filters:
+        if isinstance(f, FilterExpression):
+            e = f.to_polars()
+        elif isinstance(f, pl.Expr):
+            e = f
+        else:
+            raise TypeError(
+                f"Hard delete takes SQL-string or Polars filters, got {type(f).__name__}. "
+                "Hint: pass the condition as a SQL string."
+            )
+        out = e if out is None else out & e
+    return out

@@ -1,0 +1,74 @@
+"""``InMemoryMetadataStore``: tables are Polars DataFrames in a dict. A real backend (the
+reference for every other one, and the test double), picklable, with no extra dependency."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import polars as pl
+
+from .base import MetadataStore, MetadataStoreConfig
+from .types import AccessMode
+
+__all__ = ["InMemoryMetadataStore"]
+
+
+class InMemoryMetadataStore(MetadataStore):
+    """Metadata kept in process memory as Polars DataFrames; lost when the object is.
+
+    Example:
+        >>> import metaxy as mx
+        >>> store = mx.InMemoryMetadataStore()
+        >>> with store.open("w"):
+        ...     store.list_features()
+        []
+    """
+
+    config_class = MetadataStoreConfig
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._tables: dict[str, pl.DataFrame] = {}
+        self._lock = threading.RLock()
+
+    def _getstate_backend(self, state: dict[str, Any]) -> dict[str, Any]:
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def _open_backend(self, mode: AccessMode) -> None:
+        return None
+
+    def _close_backend(self) -> None:
+        return None
+
+    def _table_exists(self, table: str) -> bool:
+        return table in self._tables
+
+    def _scan(self, table: str) -> pl.LazyFrame:
+        return self._tables[table].lazy()
+
+    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+        df = lf.collect()
+        with self._lock:
+            existing = self._tables.get(table)
+            self._tables[table] = df if existing is None else pl.concat([existing, df], how="diagonal_relaxed")
+        return df.height
+
+    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
+        with self._lock:
+            df = self._tables[table]
+            kept = df.clear() if predicate is None else df.filter(~predicate.fill_null(False))
+            self._tables[table] = kept
+            return df.height - kept.height
+
+    def _drop(self, table: str) -> None:
+        with self._lock:
+            self._tables.pop(table, None)
+
+    def _list_tables(self) -> list[str]:
+        return sorted(self._tables)

@@ -1,0 +1,100 @@
+"""Result types of ``resolve_update``: the samples to compute (``new``), recompute (``stale``)
+and forget (``orphaned``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import narwhals as nw
+import polars as pl
+
+__all__ = ["AccessMode", "Increment", "LazyIncrement", "PolarsIncrement", "PolarsLazyIncrement"]
+
+AccessMode = Literal["r", "w"]
+
+
+@dataclass(frozen=True)
+class PolarsIncrement:
+    """An eager increment as Polars DataFrames."""
+
+    new: pl.DataFrame
+    stale: pl.DataFrame
+    orphaned: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class PolarsLazyIncrement:
+    """A lazy increment as Polars LazyFrames; ``input`` is the joined upstream (None with samples)."""
+
+    new: pl.LazyFrame
+    stale: pl.LazyFrame
+    orphaned: pl.LazyFrame
+    input: pl.LazyFrame | None = None
+
+    def collect(self) -> PolarsIncrement:
+        new, stale, orphaned = pl.collect_all([self.new, self.stale, self.orphaned])
+        return PolarsIncrement(new, stale, orphaned)
+
+
+@dataclass(frozen=True)
+class Increment:
+    """What ``resolve_update`` found, as eager narwhals DataFrames.
+
+    Attributes:
+        new: expected samples with no stored row (compute them).
+        stale: expected samples whose stored provenance differs (recompute them).
+        orphaned: stored samples no longer produced by the upstream (stored columns).
+    """
+
+    new: nw.DataFrame[Any]
+    stale: nw.DataFrame[Any]
+    orphaned: nw.DataFrame[Any]
+
+    def to_polars(self) -> PolarsIncrement:
+        return PolarsIncrement(*(_to_polars(f) for f in (self.new, self.stale, self.orphaned)))
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing needs computing: no new and no stale samples."""
+        return len(self.new) == 0 and len(self.stale) == 0
+
+    def __repr__(self) -> str:
+        return f"Increment(new={len(self.new)}, stale={len(self.stale)}, orphaned={len(self.orphaned)})"
+
+
+@dataclass(frozen=True)
+class LazyIncrement:
+    """A lazy increment (narwhals LazyFrames); nothing is computed until collected.
+
+    ``input`` is the joined upstream with computed provenance (None when ``samples`` were given).
+    """
+
+    new: nw.LazyFrame[Any]
+    stale: nw.LazyFrame[Any]
+    orphaned: nw.LazyFrame[Any]
+    input: nw.LazyFrame[Any] | None = None
+
+    def collect(self) -> Increment:
+        """Collect all three frames (in one pass where the backend can)."""
+        natives = [f.to_native() for f in (self.new, self.stale, self.orphaned)]
+        if all(isinstance(n, pl.LazyFrame) for n in natives):
+            frames = pl.collect_all(natives)
+            return Increment(*(nw.from_native(f, eager_only=True) for f in frames))
+        return Increment(*(f.collect() for f in (self.new, self.stale, self.orphaned)))
+
+    def to_polars(self) -> PolarsLazyIncrement:
+        def lazy(f: nw.LazyFrame[Any] | None) -> pl.LazyFrame | None:
+            if f is None:
+                return None
+            native = f.to_native()
+            return native if isinstance(native, pl.LazyFrame) else f.collect().to_polars().lazy()
+
+        new, stale, orphaned = (lazy(f) for f in (self.new, self.stale, self.orphaned))
+        assert new is not None and stale is not None and orphaned is not None
+        return PolarsLazyIncrement(new, stale, orphaned, lazy(self.input))
+
+
+def _to_polars(frame: nw.DataFrame[Any]) -> pl.DataFrame:
+    native = frame.to_native()
+    return native if isinstance(native, pl.DataFrame) else frame.to_polars()

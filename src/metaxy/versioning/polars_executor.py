@@ -1,0 +1,259 @@
+"""The reference executor: runs a :class:`ResolvePlan` as Polars lazy queries.
+
+Nothing is collected here: every function takes and returns ``pl.LazyFrame``s, so file stores
+(Delta) stream their scans through the same query. The SQL executor must produce the same
+bytes (golden tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+import polars_hash  # noqa: F401  (registers the .chash / .nchash expression namespaces)
+
+from metaxy.errors import (
+    ColumnCollisionError,
+    DependencyError,
+    HashAlgorithmNotSupportedError,
+    MetadataSchemaError,
+)
+from metaxy.models import constants as c
+from metaxy.versioning.hashing import HashAlgorithm
+from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
+
+__all__ = [
+    "POLARS_HASH_ALGORITHMS",
+    "PolarsResolveResult",
+    "hash_expr",
+    "latest_rows",
+    "prepare_upstream",
+    "resolve",
+    "sample_hash_expr",
+    "with_provenance",
+]
+
+POLARS_HASH_ALGORITHMS: frozenset[HashAlgorithm] = frozenset(
+    {HashAlgorithm.MD5, HashAlgorithm.SHA256, HashAlgorithm.XXHASH32, HashAlgorithm.XXHASH64, HashAlgorithm.WYHASH}
+)
+
+_MATCHED = "__metaxy_matched"
+_STORED_PROVENANCE = "__metaxy_stored_provenance"
+_PREDICATE = "__metaxy_predicate"
+
+
+def hash_expr(expr: pl.Expr, algorithm: HashAlgorithm, length: int) -> pl.Expr:
+    """Hash a string expression with ``algorithm``, rendered as text and cut to ``length``."""
+    e: Any = expr  # .chash / .nchash are registered at runtime by polars_hash
+    if algorithm is HashAlgorithm.MD5:
+        out = e.nchash.md5()
+    elif algorithm is HashAlgorithm.SHA256:
+        out = e.chash.sha2_256()
+    elif algorithm is HashAlgorithm.XXHASH64:
+        out = e.nchash.xxhash64().cast(pl.String)
+    elif algorithm is HashAlgorithm.XXHASH32:
+        out = e.nchash.xxhash32().cast(pl.String)
+    elif algorithm is HashAlgorithm.WYHASH:
+        out = e.nchash.wyhash().cast(pl.String)
+    else:
+        raise HashAlgorithmNotSupportedError(
+            f"The Polars engine cannot compute '{algorithm.value}'. "
+            f"Hint: use one of {sorted(a.value for a in POLARS_HASH_ALGORITHMS)}."
+        )
+    return out.str.slice(0, length)
+
+
+def sample_hash_expr(struct_col: str, struct_keys: Sequence[str], algorithm: HashAlgorithm, length: int) -> pl.Expr:
+    """The sample-level hash: the per-field values (struct key order) joined by ``|`` and hashed."""
+    parts = [pl.col(struct_col).struct.field(k) for k in sorted(struct_keys)]
+    return hash_expr(pl.concat_str(parts, separator="|", ignore_nulls=False), algorithm, length)
+
+
+def latest_rows(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
+    """The latest row per id: greatest ``coalesce(deleted_at, updated_at)``, ties broken by the
+    greater data version, then the greater provenance."""
+    order = [
+        pl.coalesce(c.DELETED_AT, c.UPDATED_AT),
+        pl.col(c.DATA_VERSION),
+        pl.col(c.PROVENANCE),
+    ]
+    return lf.sort(order, descending=True, nulls_last=True).unique(
+        subset=list(id_columns), keep="first", maintain_order=False
+    )
+
+
+# --- upstream preparation ----------------------------------------------------------------------
+
+
+def prepare_upstream(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, length: int) -> pl.LazyFrame:
+    """Drop lifecycle columns, rename, filter, select and apply lineage to one upstream."""
+    names = lf.collect_schema().names()
+    missing = [col for col in (*dep.rename, *c.VERSIONING_COLUMNS) if col not in names]
+    if missing:
+        raise DependencyError(
+            f"Upstream '{dep.feature}' has no column(s) {missing}. Available: {names}. "
+            "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
+        )
+    lf = lf.drop([col for col in UPSTREAM_DROPPED if col in names]).rename(dep.all_renames)
+    for f in dep.filters:
+        lf = lf.filter(f.to_polars())
+    if dep.select is not None:
+        present = lf.collect_schema().names()
+        absent = [col for col in dep.select if col not in present]
+        if absent:
+            raise DependencyError(
+                f"FeatureDep on '{dep.feature}' selects {absent}, which the upstream does not have "
+                f"(after renames). Available: {present}. Hint: fix `select` (it uses post-rename names)."
+            )
+        lf = lf.select(list(dep.select))
+    if dep.lineage.is_aggregation:
+        lf = _aggregate(dep, lf, algorithm, length)
+    return lf
+
+
+def _aggregate(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, length: int) -> pl.LazyFrame:
+    """Per group of ``join_columns``: every upstream field's data versions, ordered by the
+    upstream ids, ``|``-joined and hashed; the result replaces both version structs of every row."""
+    group = list(dep.join_columns)
+    dv = pl.col(dep.data_version_by_field)
+    agg = lf.group_by(group).agg(
+        [
+            hash_expr(
+                dv.struct.field(k).sort_by(list(dep.id_columns)).str.join("|"),
+                algorithm,
+                length,
+            ).alias(k)
+            for k in dep.field_struct_keys
+        ]
+    )
+    struct = pl.struct([pl.col(k) for k in dep.field_struct_keys])
+    sample = hash_expr(
+        pl.concat_str([pl.col(k) for k in dep.field_struct_keys], separator="|", ignore_nulls=False), algorithm, length
+    )
+    agg = agg.select(
+        *group,
+        struct.alias(dep.data_version_by_field),
+        sample.alias(dep.data_version),
+        struct.alias(dep.provenance_by_field),
+        sample.alias(dep.provenance),
+    )
+    return lf.drop(list(dep.versioning_columns)).join(agg, on=group, how="left", nulls_equal=True)
+
+
+def join_upstreams(plan: ResolvePlan, prepared: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
+    """Inner-join required deps (optional ones left-join); full-join when every dep is optional."""
+    keys = list(plan.join_keys)
+    seen: dict[str, int] = {}
+    for dep, lf in zip(plan.deps, prepared, strict=True):
+        for col in lf.collect_schema().names():
+            if col in keys:
+                continue
+            if col in seen:
+                raise ColumnCollisionError(
+                    f"Found column collisions while joining the upstreams of '{plan.feature}': column '{col}' "
+                    f"comes from both '{plan.deps[seen[col]].feature}' and '{dep.feature}'. "
+                    "Hint: drop it with `select` or rename it with `rename` in one FeatureDep."
+                )
+            seen[col] = dep.index
+    order = sorted(range(len(plan.deps)), key=lambda i: plan.deps[i].optional)
+    acc = prepared[order[0]]
+    for i in order[1:]:
+        if plan.join_mode == "outer":
+            acc = acc.join(prepared[i], on=keys, how="full", coalesce=True, nulls_equal=False)
+        else:
+            how: Literal["left", "inner"] = "left" if plan.deps[i].optional else "inner"
+            acc = acc.join(prepared[i], on=keys, how=how, nulls_equal=False)
+    return acc
+
+
+def with_provenance(plan: ResolvePlan, joined: pl.LazyFrame, algorithm: HashAlgorithm, length: int) -> pl.LazyFrame:
+    """Add the four versioning columns computed from the joined upstream data versions, and drop
+    the upstreams' suffixed versioning columns."""
+    field_hashes: list[pl.Expr] = []
+    for f in plan.fields:
+        parts: list[pl.Expr] = [pl.lit(f.field), pl.lit(f.code_version)]
+        for p in f.parents:
+            dep = plan.deps[p.dep_index]
+            value = pl.col(dep.data_version_by_field).struct.field(p.struct_key).cast(pl.String)
+            if dep.optional:
+                value = value.fill_null("")
+            parts += [pl.lit(p.fq), value]
+        text = pl.concat_str(parts, separator="|", ignore_nulls=False)
+        field_hashes.append(hash_expr(text, algorithm, length).alias(f.struct_key))
+    by_field = pl.struct(field_hashes)
+    keys = list(plan.field_struct_keys)
+    out = joined.with_columns(by_field.alias(c.PROVENANCE_BY_FIELD)).with_columns(
+        sample_hash_expr(c.PROVENANCE_BY_FIELD, keys, algorithm, length).alias(c.PROVENANCE)
+    )
+    out = out.with_columns(
+        pl.col(c.PROVENANCE_BY_FIELD).alias(c.DATA_VERSION_BY_FIELD),
+        pl.col(c.PROVENANCE).alias(c.DATA_VERSION),
+    )
+    return out.drop([col for col in plan.system_upstream_columns])
+
+
+# --- comparison --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolarsResolveResult:
+    new: pl.LazyFrame
+    stale: pl.LazyFrame
+    orphaned: pl.LazyFrame
+    expected: pl.LazyFrame
+
+
+def collapse_stored(plan: ResolvePlan, current: pl.LazyFrame) -> pl.LazyFrame:
+    """One stored row per join key (expansion lineage compares at the parent level): the most
+    recently updated child, ties broken by provenance then ids."""
+    order = [pl.col(c.UPDATED_AT), pl.col(c.PROVENANCE), *(pl.col(k) for k in plan.id_columns)]
+    desc = [True, True, *([False] * len(plan.id_columns))]
+    return current.sort(order, descending=desc, nulls_last=True).unique(
+        subset=list(plan.join_keys), keep="first", maintain_order=False
+    )
+
+
+def resolve(
+    plan: ResolvePlan,
+    expected: pl.LazyFrame,
+    current: pl.LazyFrame | None,
+    *,
+    predicate_columns: Sequence[str] = (),
+    skip_comparison: bool = False,
+) -> PolarsResolveResult:
+    """Split ``expected`` against the stored ``current`` rows into new / stale / orphaned.
+
+    ``predicate_columns`` are boolean columns of ``current`` (evaluated staleness predicates):
+    a stored row with any of them true is stale; they are dropped from ``orphaned``.
+    """
+    keys = list(plan.join_keys)
+    if current is None or skip_comparison:
+        orphaned = current.drop(list(predicate_columns)).clear() if current is not None else expected.clear()
+        return PolarsResolveResult(expected, expected.clear(), orphaned, expected)
+    if plan.collapse_stored:
+        current = collapse_stored(plan, current)
+    names = expected.collect_schema().names()
+    missing = [k for k in keys if k not in names]
+    if missing:
+        raise MetadataSchemaError(
+            f"Expected rows of '{plan.feature}' lack the join column(s) {missing}. Available: {names}. "
+            "Hint: samples must carry the feature's id columns."
+        )
+    predicate = pl.any_horizontal([pl.col(p) for p in predicate_columns]) if predicate_columns else pl.lit(False)
+    stored = current.select(
+        *keys,
+        pl.col(c.PROVENANCE).alias(_STORED_PROVENANCE),
+        predicate.fill_null(False).alias(_PREDICATE),
+        pl.lit(True).alias(_MATCHED),
+    )
+    joined = expected.join(stored, on=keys, how="left", nulls_equal=False)
+    helpers = [_MATCHED, _STORED_PROVENANCE, _PREDICATE]
+    new = joined.filter(pl.col(_MATCHED).is_null()).drop(helpers)
+    differs = pl.col(_STORED_PROVENANCE).is_null() | pl.col(_STORED_PROVENANCE).ne_missing(pl.col(c.PROVENANCE))
+    stale = joined.filter(pl.col(_MATCHED).is_not_null() & (differs | pl.col(_PREDICATE))).drop(helpers)
+    orphaned = current.drop(list(predicate_columns)).join(
+        expected.select(keys).unique(), on=keys, how="anti", nulls_equal=False
+    )
+    return PolarsResolveResult(new, stale, orphaned, expected)
