@@ -475,8 +475,12 @@ class MetadataStore(ABC):
             self._check_schema_compatible(key, lf)
         return self._append(table, lf)
 
+    def _table_schema(self, table: str) -> pl.Schema:
+        """The Polars schema of an existing table."""
+        return self._scan(table).collect_schema()
+
     def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
-        existing = self._scan(self._table(key)).collect_schema()
+        existing = self._table_schema(self._table(key))
         incoming = lf.collect_schema()
         clashes = {
             n: (str(existing[n]), str(dt))

@@ -1,0 +1,7 @@
+"""``metaxy.ext.duckdb.DuckDBMetadataStore``: the public import path of the DuckDB store."""
+
+from __future__ import annotations
+
+from metaxy.metadata_store.duckdb import DuckDBDialect, DuckDBMetadataStore, DuckDBMetadataStoreConfig
+
+__all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]

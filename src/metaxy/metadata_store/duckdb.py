@@ -1,0 +1,438 @@
+"""``DuckDBMetadataStore``: the embedded default store. Reads and ``resolve_update`` run as SQL
+inside DuckDB; only the increment crosses into Python, as Arrow, when it is collected."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import narwhals as nw
+import polars as pl
+
+from metaxy.errors import BackendError, StoreBusyError, StoreCapabilityError, VersioningEngineMismatchError
+from metaxy.models import constants as c
+from metaxy.models.filter_expression import FilterExpression
+from metaxy.models.keys import FeatureKey
+from metaxy.versioning.hashing import HashAlgorithm
+from metaxy.versioning.sql_executor import KIND, ROW, SqlDialect, SqlSource, compile_resolve, latest_sql
+
+from ._frames import FilterLike
+from .base import MetadataStore, MetadataStoreConfig, _ResolveRequest
+from .types import AccessMode, Increment, LazyIncrement
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]
+
+
+class DuckDBDialect(SqlDialect):
+    name = "duckdb"
+    hash_functions = {HashAlgorithm.MD5: "md5", HashAlgorithm.SHA256: "sha256"}
+
+    def latest(
+        self, table: str, columns: Sequence[str], id_columns: Sequence[str], where: str | None, *, keep_deleted: bool
+    ) -> str:
+        q = self.quote
+        ids = set(id_columns)
+        key = (
+            f"(coalesce({q(c.DELETED_AT)}, {q(c.UPDATED_AT)}), coalesce({q(c.DATA_VERSION)}, ''), "
+            f"coalesce({q(c.PROVENANCE)}, ''))"
+        )
+        picked = ", ".join(q(col) if col in ids else f"arg_max({q(col)}, __metaxy_k) AS {q(col)}" for col in columns)
+        having = "" if keep_deleted else f" HAVING arg_max({q(c.DELETED_AT)}, __metaxy_k) IS NULL"
+        src = f"SELECT *, {key} AS __metaxy_k FROM {q(table)}" + (f" WHERE {where}" if where else "")
+        group = ", ".join(q(i) for i in id_columns)
+        return f"SELECT {picked} FROM ({src}) GROUP BY {group}{having}"
+
+
+class DuckDBMetadataStoreConfig(MetadataStoreConfig):
+    database: str = ":memory:"
+    config: dict[str, Any] = {}
+    extensions: list[str] = []
+    lock_timeout: float = 30.0
+
+
+class DuckDBMetadataStore(MetadataStore):
+    """Metadata in a DuckDB database file (or ``:memory:``).
+
+    Args:
+        database: path of the database file, or ``":memory:"``.
+        config: DuckDB settings passed to ``duckdb.connect``.
+        extensions: DuckDB extensions to load (must already be installed locally; never downloaded).
+        lock_timeout: seconds to wait for another process holding the file's write lock.
+        **kwargs: the common store arguments (``hash_algorithm``, ``fallback_stores``,
+            ``auto_create_tables``, ``materialization_id``, ``name``, ``versioning_engine``).
+
+    Example:
+        >>> store = DuckDBMetadataStore(":memory:", auto_create_tables=True)
+        >>> with store.open("w"):
+        ...     store.list_features()
+        []
+    """
+
+    default_hash_algorithm: ClassVar[HashAlgorithm] = HashAlgorithm.MD5
+    supported_hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = frozenset(DuckDBDialect.hash_functions)
+    native_engine: ClassVar[Any] = "sql"
+    always_creates_tables: ClassVar[bool] = False
+    config_class = DuckDBMetadataStoreConfig
+    dialect = DuckDBDialect()
+
+    def __init__(
+        self,
+        database: str | Path = ":memory:",
+        *,
+        config: dict[str, Any] | None = None,
+        extensions: Sequence[str] | None = None,
+        ducklake: Any = None,
+        lock_timeout: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        if ducklake is not None:
+            raise StoreCapabilityError(
+                "DuckLake attachments are not supported by this DuckDBMetadataStore. "
+                "Hint: use a DuckDB file, or the Delta store for lake storage."
+            )
+        super().__init__(**kwargs)
+        self.database = str(database)
+        self.duckdb_config = dict(config or {})
+        self.extensions = list(extensions or [])
+        self.lock_timeout = lock_timeout
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._memory_conn: duckdb.DuckDBPyConnection | None = None
+
+    def _display_target(self) -> str:
+        return self.database
+
+    def _getstate_backend(self, state: dict[str, Any]) -> dict[str, Any]:
+        if self.database == ":memory:" and self._memory_conn is not None:
+            raise StoreCapabilityError(
+                "An in-memory DuckDB store holding data cannot be pickled. Hint: use a database file."
+            )
+        state["_conn"] = None
+        state["_memory_conn"] = None
+        return state
+
+    # --- connection -------------------------------------------------------------------------------
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        self._require_open()
+        assert self._conn is not None
+        return self._conn
+
+    def _open_backend(self, mode: AccessMode) -> None:
+        import duckdb
+
+        if self.database == ":memory:":
+            # One connection for the object's life: the data lives in it.
+            if self._memory_conn is None:
+                self._memory_conn = duckdb.connect(":memory:", config=self.duckdb_config)
+                self._setup(self._memory_conn)
+            self._conn = self._memory_conn
+            return
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.01
+        while True:
+            try:
+                conn = duckdb.connect(self.database, config=self.duckdb_config)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise BackendError(f"Cannot open DuckDB database '{self.database}': {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreBusyError(
+                        f"DuckDB database '{self.database}' is locked by another process (waited "
+                        f"{self.lock_timeout:g}s). Hint: DuckDB allows one writing process per file; "
+                        "close the other process's store or raise lock_timeout."
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        self._setup(conn)
+        self._conn = conn
+
+    def _setup(self, conn: duckdb.DuckDBPyConnection) -> None:
+        conn.execute("SET TimeZone = 'UTC'")
+        for ext in self.extensions:
+            conn.load_extension(ext)
+
+    def _close_backend(self) -> None:
+        if self._conn is not None and self._conn is not self._memory_conn:
+            self._conn.close()
+        self._conn = None
+
+    # --- primitives -------------------------------------------------------------------------------
+    def _q(self, name: str) -> str:
+        return self.dialect.quote(name)
+
+    def _table_exists(self, table: str) -> bool:
+        rows = self.conn.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [table]
+        ).fetchall()
+        return bool(rows[0][0])
+
+    def _columns(self, table: str) -> tuple[str, ...]:
+        rows = self.conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+            "ORDER BY column_index",
+            [table],
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def _table_schema(self, table: str) -> pl.Schema:
+        return self.conn.sql(f"SELECT * FROM {self._q(table)} LIMIT 0").pl().schema
+
+    def _scan(self, table: str) -> pl.LazyFrame:
+        return self.conn.sql(f"SELECT * FROM {self._q(table)}").pl().lazy()
+
+    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+        conn = self.conn
+        reader = lf.collect(engine="streaming").to_arrow()
+        src = "__metaxy_src"
+        conn.register(src, reader)
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                if not self._table_exists(table):
+                    conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {src} LIMIT 0")
+                else:
+                    existing = set(self._columns(table))
+                    for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {src}").fetchall():
+                        if name not in existing:
+                            conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
+                conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            conn.unregister(src)
+        return reader.num_rows
+
+    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
+        raise NotImplementedError  # hard deletes go through _hard_delete_sql (SQL predicates)
+
+    def _drop(self, table: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+
+    def _list_tables(self) -> list[str]:
+        rows = self.conn.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+        return sorted(r[0] for r in rows)
+
+    # --- SQL read pipeline ------------------------------------------------------------------------
+    def _filter_sql(self, base: str, filters: Sequence[FilterLike]) -> str | None:
+        """``base`` with filters applied, as SQL; None if a filter cannot run in DuckDB (Polars exprs)."""
+        sql = base
+        for f in filters:
+            if isinstance(f, str):
+                f = FilterExpression.parse(f)
+            if isinstance(f, FilterExpression):
+                sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql('duckdb')}"
+            elif isinstance(f, nw.Expr):
+                sql = nw.from_native(self.conn.sql(sql)).filter(f).to_native().sql_query()
+            else:
+                return None
+        return sql
+
+    def _read_frame(
+        self,
+        key: FeatureKey,
+        *,
+        feature_version: str | None,
+        id_columns: Sequence[str],
+        with_sample_history: bool,
+        include_soft_deleted: bool,
+        filters: Sequence[FilterLike],
+        columns: list[str] | None,
+    ) -> nw.LazyFrame[Any]:
+        table = self._table(key)
+        src = SqlSource(table, self._columns(table))
+        base = latest_sql(
+            self.dialect,
+            src,
+            id_columns,
+            feature_version,
+            sample_history=with_sample_history,
+            keep_deleted=include_soft_deleted,
+        )
+        sql = self._filter_sql(base, filters)
+        if sql is None:  # Polars expressions: evaluate them in Polars on the de-duplicated rows
+            frame = super()._read_frame(
+                key,
+                feature_version=feature_version,
+                id_columns=id_columns,
+                with_sample_history=with_sample_history,
+                include_soft_deleted=include_soft_deleted,
+                filters=filters,
+                columns=columns,
+            )
+            return frame
+        if columns is not None:
+            sql = f"SELECT {', '.join(self._q(col) for col in columns)} FROM ({sql})"
+        return nw.from_native(self.conn.sql(sql))
+
+    # --- native resolve ---------------------------------------------------------------------------
+    def _resolve_native(self, request: _ResolveRequest, *, strict: bool) -> LazyIncrement | None:
+        plan = request.plan
+        reason = None
+        if request.samples is not None:
+            reason = "samples were given as a local frame"
+        elif any(not self._table_exists(self._table(d.feature)) for d in plan.deps):
+            return None  # upstream lives in a fallback store (or nowhere): the Polars path handles both
+        sources: list[SqlSource] = []
+        if reason is None:
+            for dep in plan.deps:
+                table = self._table(dep.feature)
+                conds = self._conditions([*request.filters_by_key.get(dep.feature, []), *request.global_filters])
+                if conds is None:
+                    reason = f"a filter on '{dep.feature}' is a Polars expression"
+                    break
+                sources.append(SqlSource(table, self._columns(table), tuple(conds)))
+        current = None
+        predicates: list[str] = []
+        if reason is None and self._table_exists(self._table(plan.feature)) and not request.skip_comparison:
+            conds = self._conditions(request.target_filters)
+            preds = self._conditions(request.staleness_predicates)
+            if conds is None or preds is None:
+                reason = "a target filter or staleness predicate is a Polars expression"
+            else:
+                table = self._table(plan.feature)
+                current = SqlSource(table, self._columns(table), tuple(conds))
+                predicates = preds
+        if reason is not None:
+            if strict:
+                raise VersioningEngineMismatchError(
+                    f"Cannot resolve '{plan.feature}' natively in DuckDB: {reason}. "
+                    "Hint: use versioning_engine='auto' or 'polars'."
+                )
+            return None
+        compiled = compile_resolve(
+            self.dialect,
+            plan,
+            sources,
+            current,
+            algorithm=self.hash_algorithm,
+            length=self._hash_length(),
+            predicates=predicates,
+        )
+        return self._lazy_increment(compiled, skip_all=request.skip_comparison, target=plan.feature)
+
+    def _conditions(self, filters: Sequence[FilterLike]) -> list[str] | None:
+        out: list[str] = []
+        for f in filters:
+            if isinstance(f, str):
+                f = FilterExpression.parse(f)
+            if not isinstance(f, FilterExpression):
+                return None  # narwhals / Polars expressions: handled by the Polars engine
+            out.append(f.to_sql("duckdb"))
+        return out
+
+    def _lazy_increment(self, compiled: Any, *, skip_all: bool, target: FeatureKey) -> LazyIncrement:
+        conn = self.conn
+        expected = conn.sql(compiled.expected_sql)
+        exp_cols = ", ".join(self._q(col) for col in compiled.expected_columns)
+        if compiled.increment_sql is None:
+            stored_cols = self._columns(self._table(target)) if self._table_exists(self._table(target)) else ()
+            empty_orphans = (
+                conn.sql(f"SELECT * FROM {self._q(self._table(target))} LIMIT 0")
+                if stored_cols
+                else conn.sql(f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0")
+            )
+
+            def collect_expected() -> Increment:
+                new = _to_polars(expected)
+                return Increment(
+                    nw.from_native(new), nw.from_native(new.clear()), nw.from_native(_to_polars(empty_orphans))
+                )
+
+            return _DuckDBLazyIncrement(
+                nw.from_native(expected),
+                nw.from_native(conn.sql(f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0")),
+                nw.from_native(empty_orphans),
+                nw.from_native(expected),
+                collector=collect_expected,
+            )
+        combined = conn.sql(compiled.increment_sql)
+        k = self._q(KIND)
+
+        def part(kind: str) -> Any:
+            if kind == "orphaned":
+                return conn.sql(f"SELECT unnest({self._q(ROW)}) FROM ({compiled.increment_sql}) WHERE {k} = 'orphaned'")
+            return conn.sql(f"SELECT {exp_cols} FROM ({compiled.increment_sql}) WHERE {k} = '{kind}'")
+
+        expected_names = list(compiled.expected_columns)
+
+        def collect_once() -> Increment:
+            df = _to_polars(combined)
+            kind_col = df.get_column(KIND)
+            new = df.filter(kind_col == "new").select(expected_names)
+            stale = df.filter(kind_col == "stale").select(expected_names)
+            orphaned = df.filter(kind_col == "orphaned").select(pl.col(ROW).struct.unnest())
+            if orphaned.width == 0:
+                orphaned = pl.DataFrame(schema=df.schema[ROW].to_schema())  # type: ignore[union-attr]
+            return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
+
+        return _DuckDBLazyIncrement(
+            nw.from_native(part("new")),
+            nw.from_native(part("stale")),
+            nw.from_native(part("orphaned")),
+            nw.from_native(expected),
+            collector=collect_once,
+        )
+
+    # --- deletes ----------------------------------------------------------------------------------
+    def delete(
+        self,
+        feature: Any,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        *,
+        soft: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+    ) -> int:
+        if soft:
+            return super().delete(
+                feature,
+                filters,
+                soft=True,
+                with_feature_history=with_feature_history,
+                with_sample_history=with_sample_history,
+            )
+        self._require_write()
+        key = self._key(feature)
+        from ._frames import coerce_filters
+
+        conds = self._conditions(coerce_filters(filters))
+        if conds is None:
+            raise StoreCapabilityError(
+                "DuckDBMetadataStore hard deletes take SQL-string filters. Hint: pass the condition as a string."
+            )
+        if not with_feature_history:
+            conds.append(
+                f"{self._q(c.FEATURE_VERSION)} = {self.dialect.literal(self._graph().get_feature_version(key))}"
+            )
+        table = self._table(key)
+        if not self._table_exists(table):
+            from metaxy.errors import FeatureNotFoundError
+
+            raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
+        where = f" WHERE {' AND '.join(f'({x})' for x in conds)}" if conds else ""
+        rows = self.conn.execute(f"DELETE FROM {self._q(table)}{where}").fetchall()
+        return int(rows[0][0]) if rows else 0
+
+
+class _DuckDBLazyIncrement(LazyIncrement):
+    """A lazy increment whose ``collect()`` runs the single combined statement once."""
+
+    def __init__(self, new: Any, stale: Any, orphaned: Any, input: Any, *, collector: Callable[[], Increment]) -> None:
+        super().__init__(new, stale, orphaned, input)
+        object.__setattr__(self, "_collector", collector)
+
+    def collect(self) -> Increment:
+        return self._collector()  # type: ignore[attr-defined, no-any-return]
+
+
+def _to_polars(rel: Any) -> pl.DataFrame:
+    return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
