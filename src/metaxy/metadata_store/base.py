@@ -25,6 +25,7 @@ from metaxy.errors import (
     MetadataSchemaError,
     PolarsMaterializationWarning,
     RootFeatureError,
+    StoreCapabilityError,
     StoreNotOpenError,
     SystemDataNotFoundError,
     TableNotFoundError,
@@ -182,6 +183,7 @@ class MetadataStore(ABC):
         outermost = not self._modes
         if outermost:
             self._check_hash_algorithm()
+            self._check_capabilities()
             self._open_backend(mode)
         self._modes.append(mode)
         try:
@@ -212,6 +214,15 @@ class MetadataStore(ABC):
                 f"{type(self).__name__} cannot compute hash algorithm '{self.hash_algorithm.value}'. "
                 f"Supported: {sorted(a.value for a in self.supported_hash_algorithms)}. "
                 "Hint: set hash_algorithm to one of them (metaxy never downloads extensions)."
+            )
+
+    def _check_capabilities(self) -> None:
+        from metaxy.config import MetaxyConfig
+
+        if MetaxyConfig.current_or_default().enable_map_datatype and not self.supports_map_datatype:
+            raise StoreCapabilityError(
+                f"{type(self).__name__} does not support enable_map_datatype (Map-typed *_by_field columns). "
+                "Hint: set enable_map_datatype = false; Struct columns give identical versions."
             )
 
     def _require_open(self) -> None:
@@ -734,11 +745,21 @@ class MetadataStore(ABC):
         table = self._table(key)
         if not self._table_exists(table):
             raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
-        predicate = _combine(parsed)
+        predicate = self._hard_delete_predicate(table, parsed)
         if not with_feature_history:
             version = pl.col(c.FEATURE_VERSION) == self._graph().get_feature_version(key)
             predicate = version if predicate is None else predicate & version
         return self._delete_where(table, predicate)
+
+    def _hard_delete_predicate(self, table: str, filters: Sequence[FilterLike]) -> pl.Expr | None:
+        """One Polars predicate for the raw table; narwhals expressions become a row mask."""
+        if not any(isinstance(f, nw.Expr) for f in filters):
+            return _combine(filters)
+        df = self._scan(table).collect()
+        mask = nw.from_native(df).select(
+            nw.all_horizontal(*[_as_nw(f) for f in filters], ignore_nulls=False).alias("m")
+        )
+        return pl.lit(mask.to_native().get_column("m").fill_null(False))
 
     def drop_feature_metadata(self, feature: Any) -> None:
         """Drop a feature's table and all its rows."""
@@ -843,6 +864,18 @@ def _with_predicate_columns(lf: pl.LazyFrame, predicates: Sequence[FilterLike]) 
         else:
             lf = nw.from_native(lf).with_columns(p.alias(name)).to_native()
     return lf, names
+
+
+def _as_nw(f: FilterLike) -> nw.Expr:
+    from metaxy.models.filter_expression import FilterExpression
+
+    if isinstance(f, FilterExpression):
+        return f.to_narwhals()
+    if isinstance(f, nw.Expr):
+        return f
+    raise TypeError(
+        f"Cannot combine a {type(f).__name__} filter with narwhals filters. Hint: use SQL strings or narwhals."
+    )
 
 
 def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:

@@ -41,8 +41,10 @@ class DuckDBDialect(SqlDialect):
             f"(coalesce({q(c.DELETED_AT)}, {q(c.UPDATED_AT)}), coalesce({q(c.DATA_VERSION)}, ''), "
             f"coalesce({q(c.PROVENANCE)}, ''))"
         )
-        picked = ", ".join(q(col) if col in ids else f"arg_max({q(col)}, __metaxy_k) AS {q(col)}" for col in columns)
-        having = "" if keep_deleted else f" HAVING arg_max({q(c.DELETED_AT)}, __metaxy_k) IS NULL"
+        picked = ", ".join(
+            q(col) if col in ids else f"arg_max_null({q(col)}, __metaxy_k) AS {q(col)}" for col in columns
+        )
+        having = "" if keep_deleted else f" HAVING arg_max_null({q(c.DELETED_AT)}, __metaxy_k) IS NULL"
         src = f"SELECT *, {key} AS __metaxy_k FROM {q(table)}" + (f" WHERE {where}" if where else "")
         group = ", ".join(q(i) for i in id_columns)
         return f"SELECT {picked} FROM ({src}) GROUP BY {group}{having}"
@@ -402,24 +404,26 @@ class DuckDBMetadataStore(MetadataStore):
             )
         self._require_write()
         key = self._key(feature)
-        from ._frames import coerce_filters
-
-        conds = self._conditions(coerce_filters(filters))
-        if conds is None:
-            raise StoreCapabilityError(
-                "DuckDBMetadataStore hard deletes take SQL-string filters. Hint: pass the condition as a string."
-            )
-        if not with_feature_history:
-            conds.append(
-                f"{self._q(c.FEATURE_VERSION)} = {self.dialect.literal(self._graph().get_feature_version(key))}"
-            )
         table = self._table(key)
         if not self._table_exists(table):
             from metaxy.errors import FeatureNotFoundError
 
             raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
-        where = f" WHERE {' AND '.join(f'({x})' for x in conds)}" if conds else ""
-        rows = self.conn.execute(f"DELETE FROM {self._q(table)}{where}").fetchall()
+        from ._frames import coerce_filters
+
+        version = None if with_feature_history else self._graph().get_feature_version(key)
+        base = f"SELECT rowid AS __metaxy_rowid, * FROM {self._q(table)}"
+        if version is not None:
+            base += f" WHERE {self._q(c.FEATURE_VERSION)} = {self.dialect.literal(version)}"
+        selected = self._filter_sql(base, coerce_filters(filters))
+        if selected is None:
+            raise StoreCapabilityError(
+                "DuckDBMetadataStore hard deletes take SQL-string or narwhals filters, not Polars expressions. "
+                "Hint: pass the condition as a SQL string."
+            )
+        rows = self.conn.execute(
+            f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
+        ).fetchall()
         return int(rows[0][0]) if rows else 0
 
 
