@@ -210,8 +210,8 @@ def run_metadata(
         "bound": " ".join([f"`{bound_command}`", *bound_notes]),
         "rounds per cell": ", ".join(dict.fromkeys(f"N={fmt_n(r.cell.n)}: {r.cell.rounds}" for r in results)),
         "wall time": f"{wall_s:.1f} s",
-        "1-min load average": f"{_fmt_load(load_before)} before, {_fmt_load(load_average())} after "
-        f"(above the core count means other work competed and timings are noisy)",
+        "1-min load average": f"{_fmt_load(load_before)} before the run (above ~1 other work was competing "
+        f"and timings are noisy), {_fmt_load(load_average())} after (includes the benchmark's own load)",
     }
 
 

@@ -247,45 +247,36 @@ def _side_result(data: dict[str, Any], rss: int, cell: report.Cell) -> report.Si
     )
 
 
+def _flags(values: dict[str, object]) -> list[str]:
+    """``{"n": 10}`` -> ``["--n", "10"]``; ``None`` values are left out."""
+    return [arg for key, value in values.items() if value is not None for arg in (f"--{key}", str(value))]
+
+
 def bound_command(cell: report.Cell, opts: Options) -> list[str]:
-    cmd = [
-        sys.executable,
-        str(BENCH_DIR / "bound_worker.py"),
-        "--layout",
-        BOUND_LAYOUT,
-        "--hash",
-        opts.hash_algorithm,
-        "--n",
-        str(cell.n),
-        "--rounds",
-        str(cell.rounds),
-        "--scenarios",
-        cell.scenario,
-        "--phases",
-        cell.phase,
-    ]
-    return cmd + (["--tmpdir", opts.tmpdir] if opts.tmpdir else [])
+    """Arguments as ``lower_bound_duckdb.py`` spells them (plural ``--scenarios`` / ``--phases``)."""
+    flags = {
+        "layout": BOUND_LAYOUT,
+        "hash": opts.hash_algorithm,
+        "n": cell.n,
+        "rounds": cell.rounds,
+        "scenarios": cell.scenario,
+        "phases": cell.phase,
+        "tmpdir": opts.tmpdir,
+    }
+    return [sys.executable, str(BENCH_DIR / "bound_worker.py"), *_flags(flags)]
 
 
 def metaxy_command(cell: report.Cell, opts: Options) -> list[str]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        WORKER_FLAG,
-        "--store",
-        opts.store,
-        "--hash",
-        opts.hash_algorithm,
-        "--n",
-        str(cell.n),
-        "--rounds",
-        str(cell.rounds),
-        "--scenario",
-        cell.scenario,
-        "--phase",
-        cell.phase,
-    ]
-    return cmd + (["--tmpdir", opts.tmpdir] if opts.tmpdir else [])
+    flags = {
+        "store": opts.store,
+        "hash": opts.hash_algorithm,
+        "n": cell.n,
+        "rounds": cell.rounds,
+        "scenario": cell.scenario,
+        "phase": cell.phase,
+        "tmpdir": opts.tmpdir,
+    }
+    return [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, *_flags(flags)]
 
 
 def bound_notes() -> list[str]:

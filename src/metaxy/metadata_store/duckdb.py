@@ -104,6 +104,7 @@ class DuckDBMetadataStore(MetadataStore):
         self.lock_timeout = lock_timeout
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._memory_conn: duckdb.DuckDBPyConnection | None = None
+        self._catalog: dict[str, tuple[str, ...]] | None = None
 
     def _display_target(self) -> str:
         return self.database
@@ -115,6 +116,7 @@ class DuckDBMetadataStore(MetadataStore):
             )
         state["_conn"] = None
         state["_memory_conn"] = None
+        state["_catalog"] = None
         return state
 
     # --- connection -------------------------------------------------------------------------------
@@ -161,6 +163,7 @@ class DuckDBMetadataStore(MetadataStore):
             conn.load_extension(ext)
 
     def _close_backend(self) -> None:
+        self._catalog = None
         if self._conn is not None and self._conn is not self._memory_conn:
             self._conn.close()
         self._conn = None
@@ -169,19 +172,22 @@ class DuckDBMetadataStore(MetadataStore):
     def _q(self, name: str) -> str:
         return self.dialect.quote(name)
 
+    def _catalog_columns(self) -> dict[str, tuple[str, ...]]:
+        """``{table: columns}`` of the main schema, read once per open session (this process holds
+        the file's write lock, so only this object changes it; writes and drops invalidate it)."""
+        if self._catalog is None:
+            rows = self.conn.execute(
+                "SELECT table_name, list(column_name ORDER BY column_index) FROM duckdb_columns() "
+                "WHERE schema_name = 'main' GROUP BY table_name"
+            ).fetchall()
+            self._catalog = {r[0]: tuple(r[1]) for r in rows}
+        return self._catalog
+
     def _table_exists(self, table: str) -> bool:
-        rows = self.conn.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [table]
-        ).fetchall()
-        return bool(rows[0][0])
+        return table in self._catalog_columns()
 
     def _columns(self, table: str) -> tuple[str, ...]:
-        rows = self.conn.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
-            "ORDER BY column_index",
-            [table],
-        ).fetchall()
-        return tuple(r[0] for r in rows)
+        return self._catalog_columns()[table]
 
     def _table_schema(self, table: str) -> pl.Schema:
         return self.conn.sql(f"SELECT * FROM {self._q(table)} LIMIT 0").pl().schema
@@ -210,6 +216,7 @@ class DuckDBMetadataStore(MetadataStore):
                 conn.execute("ROLLBACK")
                 raise
         finally:
+            self._catalog = None
             conn.unregister(src)
         return reader.num_rows
 
@@ -218,10 +225,10 @@ class DuckDBMetadataStore(MetadataStore):
 
     def _drop(self, table: str) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+        self._catalog = None
 
     def _list_tables(self) -> list[str]:
-        rows = self.conn.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
-        return sorted(r[0] for r in rows)
+        return sorted(self._catalog_columns())
 
     # --- SQL read pipeline ------------------------------------------------------------------------
     def _filter_sql(self, base: str, filters: Sequence[FilterLike]) -> str | None:
