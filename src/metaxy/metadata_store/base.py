@@ -595,14 +595,16 @@ class MetadataStore(ABC):
         engine = versioning_engine or self.versioning_engine
         request = _ResolveRequest(plan, samples, by_key, glob, target, predicates, skip_comparison)
         if engine != "polars" and self.native_engine != "polars":
-            result = self._resolve_native(request, strict=engine == "native")
-            if result is not None:
-                return result if lazy else result.collect()
+            native = self._resolve_native(request, strict=engine == "native", lazy=lazy)
+            if native is not None:
+                return native
         result = self._resolve_polars(request, warn=engine == "auto")
         return result if lazy else result.collect()
 
-    def _resolve_native(self, request: _ResolveRequest, *, strict: bool) -> LazyIncrement | None:
-        """Run the resolve inside the backend; ``None`` to fall back to Polars (foreign frames)."""
+    def _resolve_native(
+        self, request: _ResolveRequest, *, strict: bool, lazy: bool
+    ) -> LazyIncrement | Increment | None:
+        """Run the resolve inside the backend (lazy or collected); ``None`` to fall back to Polars."""
         if strict:
             raise VersioningEngineMismatchError(
                 f"{type(self).__name__} has no native versioning engine. Hint: use versioning_engine='polars'."

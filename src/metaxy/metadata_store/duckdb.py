@@ -283,7 +283,9 @@ class DuckDBMetadataStore(MetadataStore):
         return nw.from_native(self.conn.sql(sql))
 
     # --- native resolve ---------------------------------------------------------------------------
-    def _resolve_native(self, request: _ResolveRequest, *, strict: bool) -> LazyIncrement | None:
+    def _resolve_native(
+        self, request: _ResolveRequest, *, strict: bool, lazy: bool
+    ) -> LazyIncrement | Increment | None:
         plan = request.plan
         reason = None
         if request.samples is not None:
@@ -326,7 +328,8 @@ class DuckDBMetadataStore(MetadataStore):
             length=self._hash_length(),
             predicates=predicates,
         )
-        return self._lazy_increment(compiled, skip_all=request.skip_comparison, target=plan.feature)
+        increment = self._lazy_increment(compiled, target=plan.feature)
+        return increment if lazy else increment.collect()
 
     def _conditions(self, filters: Sequence[FilterLike]) -> list[str] | None:
         out: list[str] = []
@@ -338,58 +341,50 @@ class DuckDBMetadataStore(MetadataStore):
             out.append(f.to_sql("duckdb"))
         return out
 
-    def _lazy_increment(self, compiled: Any, *, skip_all: bool, target: FeatureKey) -> LazyIncrement:
+    def _lazy_increment(self, compiled: Any, *, target: FeatureKey) -> _DuckDBLazyIncrement:
+        """Relations for each part (bound only when used) and a collector running one statement."""
         conn = self.conn
-        expected = conn.sql(compiled.expected_sql)
-        exp_cols = ", ".join(self._q(col) for col in compiled.expected_columns)
+        q = self._q
+        exp_cols = ", ".join(q(col) for col in compiled.expected_columns)
+        names = list(compiled.expected_columns)
+        table = self._table(target)
         if compiled.increment_sql is None:
-            stored_cols = self._columns(self._table(target)) if self._table_exists(self._table(target)) else ()
-            empty_orphans = (
-                conn.sql(f"SELECT * FROM {self._q(self._table(target))} LIMIT 0")
-                if stored_cols
-                else conn.sql(f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0")
+            orphan_sql = (
+                f"SELECT * FROM {q(table)} LIMIT 0"
+                if self._table_exists(table)
+                else f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0"
             )
+            sqls = {
+                "new": compiled.expected_sql,
+                "stale": f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0",
+                "orphaned": orphan_sql,
+            }
 
-            def collect_expected() -> Increment:
-                new = _to_polars(expected)
-                return Increment(
-                    nw.from_native(new), nw.from_native(new.clear()), nw.from_native(_to_polars(empty_orphans))
-                )
+            def collect() -> Increment:
+                new = _to_polars(conn.sql(compiled.expected_sql))
+                orphaned = _to_polars(conn.sql(orphan_sql))
+                return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
-            return _DuckDBLazyIncrement(
-                nw.from_native(expected),
-                nw.from_native(conn.sql(f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0")),
-                nw.from_native(empty_orphans),
-                nw.from_native(expected),
-                collector=collect_expected,
-            )
-        combined = conn.sql(compiled.increment_sql)
-        k = self._q(KIND)
+        else:
+            kind = q(KIND)
+            sqls = {
+                part: f"SELECT {exp_cols} FROM ({compiled.increment_sql}) WHERE {kind} = '{part}'"
+                for part in ("new", "stale")
+            }
+            sqls["orphaned"] = f"SELECT unnest({q(ROW)}) FROM ({compiled.increment_sql}) WHERE {kind} = 'orphaned'"
 
-        def part(kind: str) -> Any:
-            if kind == "orphaned":
-                return conn.sql(f"SELECT unnest({self._q(ROW)}) FROM ({compiled.increment_sql}) WHERE {k} = 'orphaned'")
-            return conn.sql(f"SELECT {exp_cols} FROM ({compiled.increment_sql}) WHERE {k} = '{kind}'")
+            def collect() -> Increment:
+                df = _to_polars(conn.sql(compiled.increment_sql))
+                kinds = df.get_column(KIND)
+                new = df.filter(kinds == "new").select(names)
+                stale = df.filter(kinds == "stale").select(names)
+                row_schema = df.schema[ROW]
+                orphaned = df.filter(kinds == "orphaned").select(pl.col(ROW)).unnest(ROW)
+                if orphaned.width == 0:
+                    orphaned = pl.DataFrame(schema=row_schema.to_schema())  # type: ignore[union-attr]
+                return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
 
-        expected_names = list(compiled.expected_columns)
-
-        def collect_once() -> Increment:
-            df = _to_polars(combined)
-            kind_col = df.get_column(KIND)
-            new = df.filter(kind_col == "new").select(expected_names)
-            stale = df.filter(kind_col == "stale").select(expected_names)
-            orphaned = df.filter(kind_col == "orphaned").select(pl.col(ROW).struct.unnest())
-            if orphaned.width == 0:
-                orphaned = pl.DataFrame(schema=df.schema[ROW].to_schema())  # type: ignore[union-attr]
-            return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
-
-        return _DuckDBLazyIncrement(
-            nw.from_native(part("new")),
-            nw.from_native(part("stale")),
-            nw.from_native(part("orphaned")),
-            nw.from_native(expected),
-            collector=collect_once,
-        )
+        return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
 
     # --- deletes ----------------------------------------------------------------------------------
     def delete(
@@ -435,11 +430,36 @@ class DuckDBMetadataStore(MetadataStore):
 
 
 class _DuckDBLazyIncrement(LazyIncrement):
-    """A lazy increment whose ``collect()`` runs the single combined statement once."""
+    """A lazy increment over DuckDB: each frame is a relation bound on first access, and
+    ``collect()`` runs the single combined statement once."""
 
-    def __init__(self, new: Any, stale: Any, orphaned: Any, input: Any, *, collector: Callable[[], Increment]) -> None:
-        super().__init__(new, stale, orphaned, input)
+    def __init__(self, conn: Any, sqls: dict[str, str], input_sql: str, collector: Callable[[], Increment]) -> None:
+        object.__setattr__(self, "_conn", conn)
+        object.__setattr__(self, "_sqls", {**sqls, "input": input_sql})
         object.__setattr__(self, "_collector", collector)
+        object.__setattr__(self, "_frames", {})
+
+    def _frame(self, part: str) -> Any:
+        frames = self._frames  # type: ignore[attr-defined]
+        if part not in frames:
+            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]))  # type: ignore[attr-defined]
+        return frames[part]
+
+    @property  # type: ignore[override]
+    def new(self) -> Any:
+        return self._frame("new")
+
+    @property  # type: ignore[override]
+    def stale(self) -> Any:
+        return self._frame("stale")
+
+    @property  # type: ignore[override]
+    def orphaned(self) -> Any:
+        return self._frame("orphaned")
+
+    @property  # type: ignore[override]
+    def input(self) -> Any:
+        return self._frame("input")
 
     def collect(self) -> Increment:
         return self._collector()  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,442 @@
+"""``DeltaMetadataStore``: one Delta Lake table per feature, on a local disk or an object store.
+
+Tables live under ``root_path``: with ``layout="nested"`` the key ``a/b/c`` is the table
+``<root>/a/b/c.delta``; with ``layout="flat"`` it is ``<root>/a__b__c.delta`` (the feature's
+table name). System tables follow the same layout (``metaxy-system/feature_versions``).
+
+Reads are lazy ``polars.scan_delta`` scans (the read pipeline's filters push into the scan);
+appends stream the frame's batches into ``deltalake.write_deltalake`` with schema merging, so
+a write is one atomic Delta commit and a killed writer leaves no visible rows. Concurrent
+writers are serialised by Delta's optimistic concurrency; commits that lose a race are retried.
+
+``deltalake`` is the optional extra ``metaxy[delta]``; it is imported only when a store is used.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import polars as pl
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.fs as pafs  # type: ignore[import-untyped]
+from polars.datatypes import DataTypeClass
+
+from metaxy.errors import BackendError, MetadataSchemaError, StoreCapabilityError
+from metaxy.models.keys import FeatureKey
+
+from .base import MetadataStore, MetadataStoreConfig
+from .types import AccessMode
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+__all__ = ["DeltaLayout", "DeltaMetadataStore", "DeltaMetadataStoreConfig"]
+
+DeltaLayout = Literal["nested", "flat"]
+
+_EXTRA_HINT = "Hint: install the Delta Lake extra: pip install 'metaxy[delta]'."
+_TABLE_SUFFIX = ".delta"
+_LOG_DIR = "_delta_log"
+_MAX_COMMIT_ATTEMPTS = 10
+# Arguments of ``write_deltalake`` the store sets itself; users may pass any other one.
+_RESERVED_WRITE_OPTIONS = frozenset({"table_or_uri", "data", "mode", "schema_mode", "storage_options", "predicate"})
+_WIDER_SIGNED: dict[Any, pl.DataType] = {
+    pl.UInt8: pl.Int16(),
+    pl.UInt16: pl.Int32(),
+    pl.UInt32: pl.Int64(),
+    pl.UInt64: pl.Int64(),
+}
+
+_T = TypeVar("_T")
+# (table uri, schema) loaded by ``_check_schema_compatible`` for the base check it delegates to.
+_SCHEMA_MEMO: ContextVar[tuple[str, pl.Schema] | None] = ContextVar("_SCHEMA_MEMO", default=None)
+
+
+class DeltaMetadataStoreConfig(MetadataStoreConfig):
+    """``[stores.<name>.config]`` of a Delta store (the common store settings plus these)."""
+
+    root_path: str
+    storage_options: dict[str, str] | None = None
+    layout: DeltaLayout = "nested"
+    delta_write_options: dict[str, Any] | None = None
+
+
+class DeltaMetadataStore(MetadataStore):
+    """Metadata in Delta Lake tables, one per feature, under ``root_path``.
+
+    Versioning runs in Polars (lazy scans of the Delta tables). Every write is one Delta commit:
+    atomic, safe with concurrent writers from other processes, and schema-merging (a later write
+    may add columns).
+
+    Args:
+        root_path: A local directory or an object-store URI (``s3://bucket/prefix``,
+            ``gs://...``, ``az://...``, ``file:///...``). Local paths are made absolute.
+        storage_options: Object-store options (credentials, endpoint, region ...) passed to every
+            ``deltalake`` / Polars call, e.g. ``{"AWS_REGION": "eu-west-1"}``.
+        layout: ``"nested"`` (``<root>/a/b.delta``) or ``"flat"`` (``<root>/a__b.delta``).
+        delta_write_options: Extra keyword arguments for ``deltalake.write_deltalake``
+            (``writer_properties``, ``target_file_size``, ``configuration`` ...).
+        **kwargs: The common store arguments (``name``, ``hash_algorithm``, ``fallback_stores`` ...).
+
+    Raises:
+        ValueError: An unknown ``layout``, or ``delta_write_options`` that set an argument the
+            store controls (``mode``, ``schema_mode``, ``storage_options`` ...).
+
+    Example:
+        >>> import tempfile
+        >>> from metaxy.ext.delta import DeltaMetadataStore
+        >>> store = DeltaMetadataStore(tempfile.mkdtemp())
+        >>> with store.open("w"):
+        ...     store.list_features()
+        []
+    """
+
+    config_class = DeltaMetadataStoreConfig
+    always_creates_tables = True
+
+    def __init__(
+        self,
+        root_path: str | os.PathLike[str],
+        storage_options: Mapping[str, str] | None = None,
+        layout: DeltaLayout = "nested",
+        delta_write_options: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if layout not in ("nested", "flat"):
+            raise ValueError(f"Unknown Delta table layout {layout!r}. Hint: use layout='nested' or layout='flat'.")
+        reserved = sorted(_RESERVED_WRITE_OPTIONS.intersection(delta_write_options or {}))
+        if reserved:
+            raise ValueError(
+                f"delta_write_options may not set {reserved}: the store sets them itself. "
+                "Hint: remove them; use delta_write_options for writer_properties, target_file_size, configuration."
+            )
+        root = os.fspath(root_path)
+        self._is_uri = "://" in root
+        self.root_path = root.rstrip("/") if self._is_uri else os.path.abspath(os.path.expanduser(root))
+        self.storage_options: dict[str, str] | None = dict(storage_options) if storage_options else None
+        self.layout: DeltaLayout = layout
+        self.delta_write_options: dict[str, Any] = dict(delta_write_options or {})
+
+    def _display_target(self) -> str:
+        name = f"name={self.name}, " if self.name else ""
+        return f"{name}root_path={self.root_path}, layout={self.layout}"
+
+    # --- table naming ----------------------------------------------------------------------------
+    def _table(self, key: FeatureKey) -> str:
+        """The table's path relative to the root, without the ``.delta`` suffix."""
+        return "/".join(key.parts) if self.layout == "nested" else key.table_name
+
+    def table_uri(self, feature: Any) -> str:
+        """Where a feature's Delta table lives (it may not exist yet).
+
+        Args:
+            feature: Feature class, key or key string.
+
+        Returns:
+            A local path or a URI, depending on ``root_path``.
+        """
+        return self._uri(self._table(self._key(feature)))
+
+    def _uri(self, table: str) -> str:
+        if self._is_uri:
+            return f"{self.root_path}/{table}{_TABLE_SUFFIX}"
+        return os.path.join(self.root_path, *table.split("/")) + _TABLE_SUFFIX
+
+    def list_features(self) -> list[FeatureKey]:
+        """Keys of the features that have a table in this store (system tables excluded)."""
+        self._require_open()
+        known = {self._table(k): k for k in self._graph().feature_definitions_by_key}
+        return sorted((known[t] for t in self._list_tables() if t in known), key=str)
+
+    # --- primitives ------------------------------------------------------------------------------
+    def _open_backend(self, mode: AccessMode) -> None:
+        _import_deltalake()
+
+    def _close_backend(self) -> None:
+        return None
+
+    def _table_exists(self, table: str) -> bool:
+        deltalake = _import_deltalake()
+        try:
+            return bool(deltalake.DeltaTable.is_deltatable(self._uri(table), storage_options=self.storage_options))
+        except (deltalake.exceptions.DeltaError, OSError) as exc:
+            raise BackendError(
+                f"Cannot check for Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
+                "Hint: check root_path and storage_options (credentials, endpoint)."
+            ) from exc
+
+    def _load(self, table: str) -> DeltaTable:
+        deltalake = _import_deltalake()
+        try:
+            return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
+        except deltalake.exceptions.DeltaError as exc:
+            raise BackendError(
+                f"Cannot open Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
+                "Hint: check root_path and storage_options (credentials, endpoint)."
+            ) from exc
+
+    def _try_load(self, table: str) -> DeltaTable | None:
+        deltalake = _import_deltalake()
+        try:
+            return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
+        except deltalake.exceptions.TableNotFoundError:
+            return None
+
+    def _scan(self, table: str) -> pl.LazyFrame:
+        return pl.scan_delta(self._load(table))
+
+    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+        def attempt() -> int:
+            deltalake = _import_deltalake()
+            dt = self._try_load(table)
+            stored = None if dt is None else pl.scan_delta(dt).collect_schema()
+            reader, counted = _counting_reader(_delta_compatible(lf, stored, table))
+            deltalake.write_deltalake(
+                self._uri(table) if dt is None else dt,
+                reader,
+                mode="append",
+                schema_mode="merge",
+                storage_options=self.storage_options if dt is None else None,
+                **self.delta_write_options,
+            )
+            return counted()
+
+        return self._commit(table, "append to", attempt)
+
+    def _table_schema(self, table: str) -> pl.Schema:
+        memo = _SCHEMA_MEMO.get()
+        if memo is not None and memo[0] == self._uri(table):
+            return memo[1]
+        return self._scan(table).collect_schema()
+
+    def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
+        # Compare what will actually be stored: Delta has no unsigned, categorical or
+        # nanosecond types, so the frame is first mapped to the types the table will hold.
+        # The memo lets the base check reuse the schema loaded here (one Delta log read).
+        table = self._table(key)
+        stored = self._table_schema(table)
+        token = _SCHEMA_MEMO.set((self._uri(table), stored))
+        try:
+            super()._check_schema_compatible(key, _delta_compatible(lf, stored, table))
+        finally:
+            _SCHEMA_MEMO.reset(token)
+
+    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
+        def attempt() -> int:
+            deltalake = _import_deltalake()
+            dt = self._load(table)
+            if predicate is None:
+                metrics = dt.delete()
+                return int(metrics.get("num_deleted_rows", 0))
+            # Scan and overwrite the same snapshot: the overwrite removes only the files this
+            # snapshot holds (concurrent appends survive) and conflicts with a concurrent delete.
+            matches = predicate.fill_null(False)
+            deleted = int(pl.scan_delta(dt).filter(matches).select(pl.len()).collect().item())
+            if deleted == 0:
+                return 0
+            kept, _ = _counting_reader(pl.scan_delta(dt).filter(~matches))
+            deltalake.write_deltalake(dt, kept, mode="overwrite", **self.delta_write_options)
+            return deleted
+
+        return self._commit(table, "delete from", attempt)
+
+    def _drop(self, table: str) -> None:
+        uri = self._uri(table)
+        try:
+            if not self._is_uri:
+                shutil.rmtree(uri)
+            else:
+                fs, path = _arrow_filesystem(uri, self.storage_options)
+                fs.delete_dir(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise BackendError(
+                f"Cannot delete Delta table '{uri}' of {self.display()}: {exc}. "
+                "Hint: check the credentials in storage_options allow deleting objects."
+            ) from exc
+
+    def _list_tables(self) -> list[str]:
+        candidates = self._local_table_dirs() if not self._is_uri else self._object_store_table_dirs()
+        return sorted(t for t in set(candidates) if self._table_exists(t))
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _commit(self, table: str, action: str, attempt: Callable[[], _T]) -> _T:
+        """Run ``attempt`` (one Delta transaction), retrying when a concurrent commit won the race."""
+        deltalake = _import_deltalake()
+        for n in range(1, _MAX_COMMIT_ATTEMPTS + 1):
+            try:
+                return attempt()
+            except deltalake.exceptions.CommitFailedError as exc:
+                if n == _MAX_COMMIT_ATTEMPTS:
+                    raise BackendError(
+                        f"Could not {action} Delta table '{self._uri(table)}' after {n} attempts: concurrent "
+                        f"writers kept winning ({exc}). Hint: retry the write, or reduce concurrent schema changes "
+                        "and deletes on this feature."
+                    ) from exc
+                time.sleep(random.uniform(0, min(0.02 * 2**n, 1.0)))
+            except deltalake.exceptions.SchemaMismatchError as exc:
+                raise MetadataSchemaError(
+                    f"Cannot {action} Delta table '{self._uri(table)}': {exc}. "
+                    "Hint: cast the frame's columns to the stored types."
+                ) from exc
+            except deltalake.exceptions.DeltaError as exc:
+                raise BackendError(
+                    f"Could not {action} Delta table '{self._uri(table)}': {exc}. "
+                    "Hint: check root_path, storage_options and delta_write_options."
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _local_table_dirs(self) -> Iterator[str]:
+        if not os.path.isdir(self.root_path):
+            return
+        for dirpath, dirnames, _ in os.walk(self.root_path):
+            tables = [d for d in dirnames if d.endswith(_TABLE_SUFFIX)]
+            for d in tables:
+                rel = os.path.relpath(os.path.join(dirpath, d), self.root_path)
+                yield PurePosixPath(*rel.split(os.sep)).as_posix()[: -len(_TABLE_SUFFIX)]
+            # Never descend into a table; the flat layout has tables at the top level only.
+            dirnames[:] = [] if self.layout == "flat" else [d for d in dirnames if d not in tables]
+
+    def _object_store_table_dirs(self) -> Iterator[str]:
+        import pyarrow.fs as pafs
+
+        fs, base = _arrow_filesystem(self.root_path, self.storage_options)
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        try:
+            infos = fs.get_file_info(selector)
+        except OSError as exc:
+            raise BackendError(
+                f"Cannot list Delta tables under '{self.root_path}': {exc}. "
+                "Hint: check the credentials in storage_options allow listing objects."
+            ) from exc
+        for info in infos:
+            rel = info.path[len(base) :].strip("/")
+            head, sep, _ = rel.partition(f"{_TABLE_SUFFIX}/{_LOG_DIR}/")
+            if sep and (self.layout == "nested" or "/" not in head):
+                yield head
+
+
+# --- module helpers ------------------------------------------------------------------------------
+
+
+def _import_deltalake() -> Any:
+    """The ``deltalake`` module, or an ImportError naming the extra to install."""
+    try:
+        import deltalake
+    except ImportError as exc:
+        raise ImportError(f"DeltaMetadataStore needs the 'deltalake' package ({exc}). {_EXTRA_HINT}") from exc
+    return deltalake
+
+
+def _counting_reader(lf: pl.LazyFrame) -> tuple[pa.RecordBatchReader, Callable[[], int]]:
+    """Stream ``lf`` as Arrow batches (never collected whole) and count the rows that pass."""
+    source = pa.RecordBatchReader.from_stream(lf.collect_batches(lazy=True, maintain_order=False))
+    rows = [0]
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in source:
+            rows[0] += batch.num_rows
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(source.schema, batches()), lambda: rows[0]
+
+
+def _delta_compatible(lf: pl.LazyFrame, stored: pl.Schema | None, table: str) -> pl.LazyFrame:
+    """Cast columns to types Delta Lake stores (and reads back) unchanged.
+
+    Null-typed columns take the stored type (String for a new column), categoricals become
+    strings, unsigned integers widen to signed ones, datetimes become microseconds (UTC when
+    zoned) and arrays become lists.
+
+    Raises:
+        MetadataSchemaError: A column type Delta cannot store (Time, Duration, Int128, Object).
+    """
+    casts: list[pl.Expr] = []
+    for name, dtype in lf.collect_schema().items():
+        target = _delta_dtype(dtype, stored.get(name) if stored is not None else None, name, table)
+        if target != dtype:
+            casts.append(pl.col(name).cast(target))
+    return lf.with_columns(casts) if casts else lf
+
+
+def _delta_dtype(
+    dtype: pl.DataType | DataTypeClass, stored: pl.DataType | DataTypeClass | None, column: str, table: str
+) -> pl.DataType:
+    dtype = dtype() if isinstance(dtype, type) else dtype
+    stored = stored() if isinstance(stored, type) else stored
+    if dtype == pl.Null:
+        return stored if stored is not None else pl.String()
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return pl.String()
+    if isinstance(dtype, pl.Datetime):
+        return pl.Datetime("us", "UTC" if dtype.time_zone else None)
+    if dtype.base_type() in _WIDER_SIGNED:
+        return _WIDER_SIGNED[dtype.base_type()]
+    if isinstance(dtype, pl.List | pl.Array):
+        inner_stored = stored.inner if isinstance(stored, pl.List) else None
+        return pl.List(_delta_dtype(dtype.inner, inner_stored, column, table))
+    if isinstance(dtype, pl.Struct):
+        stored_fields = {f.name: f.dtype for f in stored.fields} if isinstance(stored, pl.Struct) else {}
+        return pl.Struct(
+            [pl.Field(f.name, _delta_dtype(f.dtype, stored_fields.get(f.name), column, table)) for f in dtype.fields]
+        )
+    if isinstance(dtype, pl.Time | pl.Duration | pl.Object) or dtype in (pl.Int128, pl.UInt128):
+        raise MetadataSchemaError(
+            f"Column '{column}' has type {dtype}, which Delta Lake cannot store (table '{table}'). "
+            "Hint: cast it before writing (e.g. Duration to Int64 microseconds, Time to String)."
+        )
+    return dtype
+
+
+def _arrow_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for listing / deleting under an object-store URI.
+
+    Credentials are taken from ``storage_options`` for S3 (access key, secret, session token,
+    region, endpoint, allow_http) and Azure (account name and key); otherwise from the
+    environment, as pyarrow resolves them.
+
+    Raises:
+        StoreCapabilityError: pyarrow has no filesystem for the URI's scheme.
+    """
+    scheme, _, rest = uri.partition("://")
+    opts = {k.lower(): v for k, v in (storage_options or {}).items()}
+    if scheme in ("s3", "s3a") and opts:
+        return pafs.S3FileSystem(**_s3_options(opts)), rest
+    if scheme in ("az", "azure", "abfs", "abfss") and "@" not in rest.split("/", 1)[0]:
+        account = opts.get("azure_storage_account_name") or opts.get("account_name")
+        key = opts.get("azure_storage_account_key") or opts.get("account_key") or opts.get("access_key")
+        if account:
+            return pafs.AzureFileSystem(account_name=account, account_key=key), rest
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://", 1))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise StoreCapabilityError(
+            f"Cannot list or delete Delta tables under '{uri}': pyarrow has no filesystem for it ({exc}). "
+            "Hint: use a local path or an s3://, gs://, az:// (with azure_storage_account_name) or file:// URI."
+        ) from exc
+    return fs, path
+
+
+def _s3_options(opts: Mapping[str, str]) -> dict[str, Any]:
+    def first(*names: str) -> str | None:
+        return next((opts[n] for n in names if opts.get(n)), None)
+
+    out: dict[str, Any] = {
+        "access_key": first("aws_access_key_id", "access_key_id"),
+        "secret_key": first("aws_secret_access_key", "secret_access_key"),
+        "session_token": first("aws_session_token", "session_token", "token"),
+        "region": first("aws_region", "region", "aws_default_region"),
+        "endpoint_override": first("aws_endpoint_url", "aws_endpoint", "endpoint_url", "endpoint"),
+    }
+    if (first("aws_allow_http", "allow_http") or "").lower() == "true":
+        out["scheme"] = "http"
+    return {k: v for k, v in out.items() if v is not None}
