@@ -54,6 +54,7 @@ _context_config: contextvars.ContextVar[MetaxyConfig | None] = contextvars.Conte
     "metaxy_context_config", default=None
 )
 _global_config: MetaxyConfig | None = None
+_default_cache: dict[tuple[tuple[str, str], ...], MetaxyConfig] = {}
 
 
 class _TomlSettingsSource(PydanticBaseSettingsSource):
@@ -292,7 +293,15 @@ class MetaxyConfig(BaseSettings):
             The context or global configuration, else a new ``MetaxyConfig()`` (reads ``METAXY_*``).
         """
         current = cls._active()
-        return current if current is not None else cls()
+        if current is not None:
+            return current
+        # Building settings parses the environment (~ms); reuse the default while METAXY_* is unchanged.
+        env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("METAXY_")))
+        cached = _default_cache.get(env)
+        if cached is None:
+            _default_cache.clear()
+            cached = _default_cache[env] = cls()
+        return cached
 
     @classmethod
     def set(cls, config: MetaxyConfig | None) -> None:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]
 
+_WRITE_CHUNK_ROWS = 250_000
+
 
 class DuckDBDialect(SqlDialect):
     name = "duckdb"
@@ -196,29 +198,50 @@ class DuckDBMetadataStore(MetadataStore):
         return self.conn.sql(f"SELECT * FROM {self._q(table)}").pl().lazy()
 
     def _append(self, table: str, lf: pl.LazyFrame) -> int:
+        """Stream the frame into the table in one transaction (batches of Arrow, never the whole
+        normalised frame in memory at once); schema growth adds columns first."""
+        import pyarrow as pa
+
         conn = self.conn
-        reader = lf.collect(engine="streaming").to_arrow()
-        src = "__metaxy_src"
+        empty = pl.DataFrame(schema=lf.collect_schema()).to_arrow()
+        written = 0
+
+        def batches() -> Any:
+            nonlocal written
+            for chunk in lf.collect_batches(chunk_size=_WRITE_CHUNK_ROWS):
+                written += chunk.height
+                yield from chunk.to_arrow().cast(empty.schema).to_batches()
+
+        reader = pa.RecordBatchReader.from_batches(empty.schema, batches())
+        src, shape = "__metaxy_src", "__metaxy_src_schema"
+        conn.register(shape, empty)
         conn.register(src, reader)
+        created = False
         try:
+            if not self._table_exists(table):
+                # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
+                # they span several row groups: create the empty table first (dropped on failure).
+                conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {shape}")
+                created = True
             conn.execute("BEGIN TRANSACTION")
             try:
-                if not self._table_exists(table):
-                    conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {src} LIMIT 0")
-                else:
+                if not created:
                     existing = set(self._columns(table))
-                    for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {src}").fetchall():
+                    for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
                         if name not in existing:
                             conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
                 conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
+                if created:
+                    conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
                 raise
         finally:
             self._catalog = None
             conn.unregister(src)
-        return reader.num_rows
+            conn.unregister(shape)
+        return written
 
     def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
         raise NotImplementedError  # hard deletes go through _hard_delete_sql (SQL predicates)
