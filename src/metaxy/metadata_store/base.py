@@ -611,17 +611,22 @@ class MetadataStore(ABC):
             )
         return None
 
-    def _resolve_polars(self, request: _ResolveRequest, *, warn: bool) -> LazyIncrement:
+    def _expected_polars(self, request: _ResolveRequest, *, warn: bool) -> pl.LazyFrame:
+        """The joined upstream with computed provenance (Polars), from the store's upstream reads."""
         plan, algo, length = request.plan, self.hash_algorithm, self._hash_length()
+        prepared = [
+            px.prepare_upstream(dep, self._upstream_polars(dep.feature, request, warn=warn), algo, length)
+            for dep in plan.deps
+        ]
+        return px.with_provenance(plan, px.join_upstreams(plan, prepared), algo, length)
+
+    def _resolve_polars(self, request: _ResolveRequest, *, warn: bool) -> LazyIncrement:
+        plan = request.plan
         if request.samples is not None:
             expected = self._samples_frame(plan, request.samples, request.target_filters)
             upstream_input = None
         else:
-            prepared = [
-                px.prepare_upstream(dep, self._upstream_polars(dep.feature, request, warn=warn), algo, length)
-                for dep in plan.deps
-            ]
-            expected = px.with_provenance(plan, px.join_upstreams(plan, prepared), algo, length)
+            expected = self._expected_polars(request, warn=warn)
             upstream_input = expected
         current = self._current_polars(plan, request.target_filters)
         predicate_columns: list[str] = []
@@ -714,6 +719,75 @@ class MetadataStore(ABC):
                     lf = lf.with_columns(pl.lit(None, pl.String).alias(col))
         out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
         return nw.from_native(out)
+
+    def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: Any) -> float | None:
+        """Percent of distinct input units (join keys) of ``lazy_increment.input`` already processed,
+        i.e. not in ``new``; ``None`` when there is no input (samples were given) or it is empty."""
+        if lazy_increment.input is None:
+            return None
+        keys = list(compile_plan(self._graph(), self._key(feature)).join_keys)
+        total = len(lazy_increment.input.select(keys).unique().collect())
+        if total == 0:
+            return None
+        pending = len(lazy_increment.new.select(keys).unique().collect())
+        return 100.0 * (total - pending) / total
+
+    def rebase(self, feature: Any, df: Any, *, to_feature_version: str | None = None) -> Any:
+        """Re-stamp stored rows onto another feature version of the same feature.
+
+        User and data-version columns are kept (a data version equal to the old provenance is
+        cleared, so it follows the new provenance on write); provenance is recomputed from the
+        upstream under the target graph (the current one, or the pushed snapshot holding
+        ``to_feature_version``). Write the result with ``preserve_feature_version=True``.
+
+        Raises:
+            ValueError: ``feature`` is a root feature, or ``to_feature_version`` was never pushed.
+        """
+        self._require_open()
+        key = self._key(feature)
+        graph = self._rebase_graph(key, to_feature_version)
+        with graph.use():
+            plan = compile_plan(graph, key)
+            if plan.is_root:
+                raise ValueError(
+                    f"Cannot rebase root feature '{key}': its provenance comes from its samples. "
+                    "Hint: re-write the root samples instead."
+                )
+            expected = self._expected_polars(_ResolveRequest(plan, None, {}, [], [], [], False), warn=True)
+            project_version = graph.get_project_version(graph.get_feature_definition(key).project)
+        lf = to_polars_lazy(df)
+        names = lf.collect_schema().names()
+        same = pl.col(c.DATA_VERSION) == pl.col(c.PROVENANCE)
+        if c.DATA_VERSION_BY_FIELD in names and c.DATA_VERSION in names:
+            lf = lf.with_columns(
+                pl.when(same).then(None).otherwise(pl.col(c.DATA_VERSION_BY_FIELD)).alias(c.DATA_VERSION_BY_FIELD),
+                pl.when(same).then(None).otherwise(pl.col(c.DATA_VERSION)).alias(c.DATA_VERSION),
+            )
+        keys = list(plan.join_keys)
+        lf = lf.drop([col for col in (c.PROVENANCE_BY_FIELD, c.PROVENANCE) if col in names])
+        fresh = expected.select(*keys, c.PROVENANCE_BY_FIELD, c.PROVENANCE).unique(subset=keys, keep="first")
+        out = lf.join(fresh, on=keys, how="inner").with_columns(
+            pl.lit(plan.feature_version).alias(c.FEATURE_VERSION), pl.lit(project_version).alias(c.PROJECT_VERSION)
+        )
+        return nw.from_native(out.collect())
+
+    def _rebase_graph(self, key: FeatureKey, to_feature_version: str | None) -> FeatureGraph:
+        current = self._graph()
+        if to_feature_version is None or to_feature_version == current.get_feature_version(key):
+            return current
+        from .system import SystemTableStorage
+
+        storage = SystemTableStorage(self)
+        rows = storage._rows().filter(
+            (pl.col("feature_key") == key.to_string()) & (pl.col(c.FEATURE_VERSION) == to_feature_version)
+        )
+        if rows.height == 0:
+            raise ValueError(
+                f"Feature version '{to_feature_version}' of '{key}' not found in system storage of {self.display()}. "
+                "Hint: push the graph that defines it (`metaxy push`) before rebasing onto it."
+            )
+        latest = rows.sort("recorded_at").row(-1, named=True)
+        return storage.load_graph_from_snapshot(latest[c.PROJECT_VERSION], project=latest["project"])
 
     # --- deletes and maintenance -----------------------------------------------------------------
     def delete(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from functools import cached_property
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pydantic import (
     AliasChoices,
@@ -19,10 +19,12 @@ from pydantic import (
 
 from metaxy.models.field import FieldSpec
 from metaxy.models.fields_mapping import FieldsMapping
-from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey, FieldKey, ValidatedFeatureKey, coerce_to_feature_key
 from metaxy.models.lineage import LineageRelationship
 from metaxy.versioning.hashing import sha256_hex
+
+if TYPE_CHECKING:
+    from metaxy.models.filter_expression import FilterExpression
 
 __all__ = ["FeatureDep", "FeatureDepMetadata", "FeatureSpec", "FeatureSpecWithIDColumns", "IDColumns"]
 
@@ -65,7 +67,11 @@ class FeatureDep(BaseModel):
     @field_validator("filters")
     @classmethod
     def _parse_filters(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for text in value or ():
+        if not value:
+            return value
+        from metaxy.models.filter_expression import FilterExpression  # sqlglot only when filters are used
+
+        for text in value:
             FilterExpression.parse(text)  # raises FilterParseError early, with the offending text
         return value
 
@@ -84,6 +90,8 @@ class FeatureDep(BaseModel):
     @cached_property
     def filter_expressions(self) -> tuple[FilterExpression, ...]:
         """The parsed ``filters``."""
+        from metaxy.models.filter_expression import FilterExpression
+
         return tuple(FilterExpression.parse(text) for text in self.filters or ())
 
     @classmethod
