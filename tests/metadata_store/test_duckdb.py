@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 import metaxy as mx
-from metaxy.errors import FilterParseError, HashAlgorithmNotSupportedError, StoreBusyError
+from metaxy.errors import FilterParseError, HashAlgorithmNotSupportedError
 from metaxy.ext.duckdb import DuckDBMetadataStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Creating table")
@@ -143,7 +143,7 @@ def test_awkward_identifiers_are_quoted(tmp_path: Path, graph: mx.FeatureGraph) 
 
 
 def test_injection_in_a_filter_is_refused_before_anything_runs(tmp_path: Path, graph: mx.FeatureGraph) -> None:
-    raw, transcript = _features()
+    raw, _transcript = _features()
     store = DuckDBMetadataStore(tmp_path / "m.duckdb", auto_create_tables=True)
     with store.open("w"):
         store.write(raw, _raw(["a"]))
@@ -254,7 +254,7 @@ def test_a_second_writer_process_waits_then_fails_clearly(tmp_path: Path) -> Non
         holder.stdin.write("\n")
         holder.stdin.flush()
         assert holder.wait(60) == 0
-        out, err = patient.communicate(timeout=120)
+        _out, err = patient.communicate(timeout=120)
         assert patient.returncode == 0, err
     finally:
         if holder.poll() is None:

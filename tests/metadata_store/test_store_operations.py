@@ -64,7 +64,7 @@ def test_rebase_onto_the_current_version(make_store: StoreMaker) -> None:
             v1 = down.feature_version()
     g2 = mx.FeatureGraph()
     with g2.use():
-        raw2, down2 = _define("2")
+        _raw2, down2 = _define("2")
         with store.open("w"):
             old = store.read(down2, with_feature_history=True, feature_version=v1).collect()
             rebased = store.rebase(down2, old).to_polars()

@@ -39,7 +39,7 @@ from metaxy.versioning.hashing import HashAlgorithm, truncation_length
 from metaxy.versioning.plan import ResolvePlan, compile_plan
 
 from ._frames import FilterLike, WriteContext, apply_filters, coerce_filters, normalize_write, to_polars_lazy
-from .types import AccessMode, LazyIncrement
+from .types import AccessMode, Increment, LazyIncrement
 
 __all__ = ["MetadataStore", "MetadataStoreConfig", "VersioningEngine"]
 

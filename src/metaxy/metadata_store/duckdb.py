@@ -403,8 +403,8 @@ class DuckDBMetadataStore(MetadataStore):
                 stale = df.filter(kinds == "stale").select(names)
                 row_schema = df.schema[ROW]
                 orphaned = df.filter(kinds == "orphaned").select(pl.col(ROW)).unnest(ROW)
-                if orphaned.width == 0:
-                    orphaned = pl.DataFrame(schema=row_schema.to_schema())  # type: ignore[union-attr]
+                if orphaned.width == 0 and isinstance(row_schema, pl.Struct):
+                    orphaned = pl.DataFrame(schema={f.name: f.dtype for f in row_schema.fields})
                 return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
 
         return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
@@ -456,6 +456,11 @@ class _DuckDBLazyIncrement(LazyIncrement):
     """A lazy increment over DuckDB: each frame is a relation bound on first access, and
     ``collect()`` runs the single combined statement once."""
 
+    _conn: Any
+    _sqls: dict[str, str]
+    _collector: Callable[[], Increment]
+    _frames: dict[str, Any]
+
     def __init__(self, conn: Any, sqls: dict[str, str], input_sql: str, collector: Callable[[], Increment]) -> None:
         object.__setattr__(self, "_conn", conn)
         object.__setattr__(self, "_sqls", {**sqls, "input": input_sql})
@@ -463,29 +468,29 @@ class _DuckDBLazyIncrement(LazyIncrement):
         object.__setattr__(self, "_frames", {})
 
     def _frame(self, part: str) -> Any:
-        frames = self._frames  # type: ignore[attr-defined]
+        frames = self._frames
         if part not in frames:
-            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]))  # type: ignore[attr-defined]
+            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]))
         return frames[part]
 
-    @property  # type: ignore[override]
+    @property
     def new(self) -> Any:
         return self._frame("new")
 
-    @property  # type: ignore[override]
+    @property
     def stale(self) -> Any:
         return self._frame("stale")
 
-    @property  # type: ignore[override]
+    @property
     def orphaned(self) -> Any:
         return self._frame("orphaned")
 
-    @property  # type: ignore[override]
+    @property
     def input(self) -> Any:
         return self._frame("input")
 
     def collect(self) -> Increment:
-        return self._collector()  # type: ignore[attr-defined, no-any-return]
+        return self._collector()
 
 
 def _to_polars(rel: Any) -> pl.DataFrame:
