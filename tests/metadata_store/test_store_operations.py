@@ -147,7 +147,7 @@ def test_buffered_writer_uses_the_graph_of_its_creator(make_store: StoreMaker) -
     store = make_store()
     g = mx.FeatureGraph()
     with g.use():
-        raw, _ = _define()
+        _define()
         writer = BufferedMetadataWriter(store, flush_interval=0.05)
     writer.start()  # started outside the graph context: the thread re-activates g
     writer.put({"ops/raw": _raw(["a", "b"])})

@@ -9,12 +9,13 @@ asserts the three results are equal: columns, order, dtypes and values.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -37,7 +38,7 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
             {
                 "key": f"up{i}",
                 "fields": fields,
-                "optional": draw(st.booleans()) if i > 0 else draw(st.booleans()),
+                "optional": draw(st.booleans()),
                 "rename": draw(st.booleans()),
                 "select": draw(st.sampled_from([None, (), ("val",)])),
                 "filter": draw(st.sampled_from([None, "val > 1", "val IS NOT NULL"])),
@@ -63,7 +64,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
         )
     )
     predicate = draw(st.sampled_from([None, "note = 'redo'"]))
-    return {"ups": ups, "down_fields": down_fields, "events": events, "predicate": predicate}
+    map_mode = draw(st.booleans())
+    return {"ups": ups, "down_fields": down_fields, "events": events, "predicate": predicate, "map": map_mode}
 
 
 def build_graph(sc: dict[str, Any]) -> tuple[list[type[mx.BaseFeature]], type[mx.BaseFeature]]:
@@ -137,8 +139,10 @@ def play(store: Any, sc: dict[str, Any], ups: list[type[mx.BaseFeature]], down: 
             else:
                 inc = store.resolve_update(down, versioning_engine="polars")
                 new = inc.new.to_polars()
-                new = new.sort([c for c, t in new.schema.items() if not isinstance(t, pl.Struct)], nulls_last=True)
-                keep = new.head(int(round(ev[1] * new.height)))
+                new = new.sort(
+                    [c for c, t in new.schema.items() if not isinstance(t, pl.Struct | pl.Map)], nulls_last=True
+                )
+                keep = new.head(round(ev[1] * new.height))
                 keep = keep.with_columns(pl.lit("redo").alias("note"))
                 if keep.height:
                     store.write(down, keep)
@@ -148,6 +152,8 @@ def resolve(store: Any, down: type[mx.BaseFeature], engine: str, predicate: str 
     with store.open("r"):
         inc = store.resolve_update(down, versioning_engine=engine, staleness_predicates=predicate)
         frames = {"new": inc.new.to_polars(), "stale": inc.stale.to_polars(), "orphaned": inc.orphaned.to_polars()}
+    if mx.MetaxyConfig.current_or_default().enable_map_datatype:
+        assert all(isinstance(f.schema["metaxy_provenance_by_field"], pl.Map) for f in frames.values() if f.width)
     return {
         k: v.sort(by=[c for c, t in v.schema.items() if not isinstance(t, pl.Struct)], nulls_last=True)
         for k, v in frames.items()
@@ -158,17 +164,13 @@ def without_timestamps(df: pl.DataFrame) -> pl.DataFrame:
     return df.drop([c for c in df.columns if c in ("metaxy_created_at", "metaxy_updated_at", "metaxy_deleted_at")])
 
 
-@pytest.mark.filterwarnings("ignore")
-@settings(
-    max_examples=int(__import__("os").environ.get("GOLDEN_EXAMPLES", "1000")),
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-)
-@given(sc=scenarios())
-def test_sql_and_polars_executors_agree(sc: dict[str, Any]) -> None:
+EXAMPLES = int(os.environ.get("GOLDEN_EXAMPLES", "1000"))
+PARTS = 4  # split so pytest-xdist spreads the examples over workers
+
+
+def check_scenario(sc: dict[str, Any]) -> None:
     warnings.simplefilter("ignore")
-    with mx.FeatureGraph().use():
+    with mx.FeatureGraph().use(), mx.MetaxyConfig(enable_map_datatype=sc["map"]).use():
         ups, down = build_graph(sc)
         duck = DuckDBMetadataStore(":memory:", auto_create_tables=True)
         play(duck, sc, ups, down)
@@ -181,3 +183,27 @@ def test_sql_and_polars_executors_agree(sc: dict[str, Any]) -> None:
         assert_frame_equal(native[kind], polars[kind], check_row_order=True)
         # a second store replays the same history: equal up to its own timestamps
         assert_frame_equal(without_timestamps(native[kind]), without_timestamps(reference[kind]))
+
+
+def _golden(part: int) -> Any:
+    @pytest.mark.filterwarnings("ignore")
+    @settings(
+        max_examples=max(1, EXAMPLES // PARTS),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @seed(20261121 + part)
+    @given(sc=scenarios())
+    def test(sc: dict[str, Any]) -> None:
+        check_scenario(sc)
+
+    test.__name__ = f"test_sql_and_polars_executors_agree_part_{part}"
+    return test
+
+
+# Each part has its own fixed seed, hence its own reproducible example stream.
+test_sql_and_polars_executors_agree_part_0 = _golden(0)
+test_sql_and_polars_executors_agree_part_1 = _golden(1)
+test_sql_and_polars_executors_agree_part_2 = _golden(2)
+test_sql_and_polars_executors_agree_part_3 = _golden(3)

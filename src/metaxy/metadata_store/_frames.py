@@ -17,6 +17,7 @@ from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.polars_executor import sample_hash_expr
+from metaxy.versioning.representation import BY_FIELD_COLUMNS, maps_from_structs, structs_from_maps
 
 __all__ = [
     "TIMESTAMP",
@@ -104,6 +105,7 @@ class WriteContext:
     length: int
     preserve_feature_version: bool = False
     keep_timestamps: bool = False  # soft-delete markers and copies keep created/updated/deleted_at
+    map_mode: bool = False  # store the *_by_field columns as Map(String, String)
 
 
 def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
@@ -113,6 +115,8 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
         MetadataSchemaError: an id column or ``metaxy_provenance_by_field`` is missing, or the
             provenance column is not a struct of strings with the feature's fields.
     """
+    by_field = {col: ctx.field_struct_keys for col in BY_FIELD_COLUMNS}
+    lf = structs_from_maps(lf, by_field)
     schema = lf.collect_schema()
     _check_columns(schema, ctx)
     names = set(schema.names())
@@ -126,7 +130,8 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
     lf = _fill_data_versions(lf, names, keys, ctx)
     lf = _stamp(lf, names, ctx)
     user = [n for n in lf.collect_schema().names() if n not in c.SYSTEM_COLUMNS]
-    return lf.select(*user, *SYSTEM_ORDER)
+    lf = lf.select(*user, *SYSTEM_ORDER)
+    return maps_from_structs(lf, {col: keys for col in BY_FIELD_COLUMNS}) if ctx.map_mode else lf
 
 
 def _check_columns(schema: pl.Schema, ctx: WriteContext) -> None:

@@ -37,6 +37,7 @@ from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 from metaxy.versioning import polars_executor as px
 from metaxy.versioning.hashing import HashAlgorithm, truncation_length
 from metaxy.versioning.plan import ResolvePlan, compile_plan
+from metaxy.versioning.representation import BY_FIELD_COLUMNS, map_mode, maps_from_structs, structs_from_maps
 
 from ._frames import FilterLike, WriteContext, apply_filters, coerce_filters, normalize_write, to_polars_lazy
 from .types import AccessMode, Increment, LazyIncrement
@@ -71,7 +72,7 @@ class MetadataStore(ABC):
     supported_hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = px.POLARS_HASH_ALGORITHMS
     native_engine: ClassVar[Literal["polars", "sql"]] = "polars"
     always_creates_tables: ClassVar[bool] = True
-    supports_map_datatype: ClassVar[bool] = False
+    supports_map_datatype: ClassVar[bool] = True
     config_class: ClassVar[type[MetadataStoreConfig]] = MetadataStoreConfig
 
     def __init__(
@@ -527,6 +528,7 @@ class MetadataStore(ABC):
             algorithm=self.hash_algorithm,
             length=self._hash_length(),
             preserve_feature_version=preserve_feature_version,
+            map_mode=self._map_mode(),
             **kw,
         )
 
@@ -635,12 +637,22 @@ class MetadataStore(ABC):
         res = px.resolve(
             plan, expected, current, predicate_columns=predicate_columns, skip_comparison=request.skip_comparison
         )
+        present = self._present
         return LazyIncrement(
-            nw.from_native(res.new),
-            nw.from_native(res.stale),
-            nw.from_native(res.orphaned),
-            nw.from_native(upstream_input) if upstream_input is not None else None,
+            nw.from_native(present(plan, res.new)),
+            nw.from_native(present(plan, res.stale)),
+            nw.from_native(present(plan, res.orphaned)),
+            nw.from_native(present(plan, upstream_input)) if upstream_input is not None else None,
         )
+
+    def _map_mode(self) -> bool:
+        return self.supports_map_datatype and map_mode()
+
+    def _present(self, plan: ResolvePlan, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """Computed frames in the store's representation of the ``*_by_field`` columns."""
+        if not self._map_mode():
+            return lf
+        return maps_from_structs(lf, {col: plan.field_struct_keys for col in BY_FIELD_COLUMNS})
 
     def _upstream_polars(self, key: FeatureKey, request: _ResolveRequest, *, warn: bool) -> pl.LazyFrame:
         frame = self.read(key, filters=[*request.filters_by_key.get(key, []), *request.global_filters])
@@ -689,6 +701,7 @@ class MetadataStore(ABC):
             now=datetime.now(UTC),
             algorithm=self.hash_algorithm,
             length=self._hash_length(),
+            map_mode=self._map_mode(),
         )
         normalized = normalize_write(lf.drop([n for n in names if n == c.PROVENANCE]), ctx)
         keep = [n for n in normalized.collect_schema().names() if n not in _LIFECYCLE]
@@ -717,8 +730,11 @@ class MetadataStore(ABC):
             for col in dep.versioning_columns:
                 if col not in names:
                     lf = lf.with_columns(pl.lit(None, pl.String).alias(col))
+        for dep in plan.deps:
+            keys = dep.field_struct_keys
+            lf = structs_from_maps(lf, {dep.data_version_by_field: keys, dep.provenance_by_field: keys})
         out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
-        return nw.from_native(out)
+        return nw.from_native(self._present(plan, out))
 
     def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: Any) -> float | None:
         """Percent of distinct input units (join keys) of ``lazy_increment.input`` already processed,
@@ -766,7 +782,7 @@ class MetadataStore(ABC):
         keys = list(plan.join_keys)
         lf = lf.drop([col for col in (c.PROVENANCE_BY_FIELD, c.PROVENANCE) if col in names])
         fresh = expected.select(*keys, c.PROVENANCE_BY_FIELD, c.PROVENANCE).unique(subset=keys, keep="first")
-        out = lf.join(fresh, on=keys, how="inner").with_columns(
+        out = lf.join(self._present(plan, fresh), on=keys, how="inner").with_columns(
             pl.lit(plan.feature_version).alias(c.FEATURE_VERSION), pl.lit(project_version).alias(c.PROJECT_VERSION)
         )
         return nw.from_native(out.collect())

@@ -24,8 +24,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import polars as pl
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.fs as pafs  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.fs as pafs
 from polars.datatypes import DataTypeClass
 
 from metaxy.errors import BackendError, MetadataSchemaError, StoreCapabilityError

@@ -350,6 +350,7 @@ class DuckDBMetadataStore(MetadataStore):
             algorithm=self.hash_algorithm,
             length=self._hash_length(),
             predicates=predicates,
+            map_mode=self._map_mode(),
         )
         increment = self._lazy_increment(compiled, target=plan.feature)
         return increment if lazy else increment.collect()

@@ -23,6 +23,7 @@ from metaxy.errors import (
 from metaxy.models import constants as c
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
+from metaxy.versioning.representation import structs_from_maps
 
 __all__ = [
     "POLARS_HASH_ALGORITHMS",
@@ -97,6 +98,8 @@ def prepare_upstream(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, l
             "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
         )
     lf = lf.drop([col for col in UPSTREAM_DROPPED if col in names]).rename(dep.all_renames)
+    keys = dep.field_struct_keys
+    lf = structs_from_maps(lf, {dep.data_version_by_field: keys, dep.provenance_by_field: keys})
     for f in dep.filters:
         lf = lf.filter(f.to_polars())
     if dep.select is not None:

@@ -54,7 +54,11 @@ class SqlDialect:
         return "struct_pack(" + ", ".join(f"{self.quote(k)} := {v}" for k, v in items) + ")"
 
     def struct_field(self, expr: str, key: str) -> str:
-        return f"{expr}.{self.quote(key)}"
+        """A field of a ``*_by_field`` column: works for Struct and Map representations."""
+        return f"{expr}[{self.literal(key)}]"
+
+    def map_pack(self, items: Sequence[tuple[str, str]]) -> str:
+        return "MAP {" + ", ".join(f"{self.literal(k)}: {v}" for k, v in items) + "}"
 
     def latest(
         self, table: str, columns: Sequence[str], id_columns: Sequence[str], where: str | None, *, keep_deleted: bool
@@ -113,11 +117,15 @@ def compile_resolve(
     algorithm: HashAlgorithm,
     length: int,
     predicates: Sequence[str] = (),
+    map_mode: bool = False,
 ) -> CompiledResolve:
-    """Compile the whole resolve of ``plan`` into SQL (see the module docs)."""
+    """Compile the whole resolve of ``plan`` into SQL (see the module docs).
+
+    ``map_mode`` builds the ``*_by_field`` output columns as ``MAP(VARCHAR, VARCHAR)``.
+    """
     prepared = [_prepare(d, dep, src, algorithm, length) for dep, src in zip(plan.deps, upstream, strict=True)]
     joined_sql, joined_cols = _join(d, plan, prepared)
-    expected_sql, expected_cols = _with_provenance(d, plan, joined_sql, joined_cols, algorithm, length)
+    expected_sql, expected_cols = _with_provenance(d, plan, joined_sql, joined_cols, algorithm, length, map_mode)
     if current is None:
         return CompiledResolve(expected_sql, expected_cols, None, ())
     return CompiledResolve(
@@ -253,7 +261,13 @@ def _join(d: SqlDialect, plan: ResolvePlan, prepared: list[tuple[str, tuple[str,
 
 
 def _with_provenance(
-    d: SqlDialect, plan: ResolvePlan, sql: str, cols: tuple[str, ...], algorithm: HashAlgorithm, length: int
+    d: SqlDialect,
+    plan: ResolvePlan,
+    sql: str,
+    cols: tuple[str, ...],
+    algorithm: HashAlgorithm,
+    length: int,
+    map_mode: bool = False,
 ) -> tuple[str, tuple[str, ...]]:
     hashes: list[str] = []
     for i, f in enumerate(plan.fields):
@@ -273,7 +287,8 @@ def _with_provenance(
         hashes.append(f"{d.hash(text, algorithm, length)} AS {d.quote(f'__metaxy_h{i}')}")
     keep = [col for col in cols if col not in plan.system_upstream_columns]
     hcols = [d.quote(f"__metaxy_h{i}") for i in range(len(plan.fields))]
-    struct = d.struct_pack([(f.struct_key, h) for f, h in zip(plan.fields, hcols, strict=True)])
+    pack = d.map_pack if map_mode else d.struct_pack
+    struct = pack([(f.struct_key, h) for f, h in zip(plan.fields, hcols, strict=True)])
     sample_text = f"concat_ws('|', {', '.join(hcols)})"
     sample = d.hash(
         f"CASE WHEN {' OR '.join(f'{h} IS NULL' for h in hcols)} THEN NULL ELSE {sample_text} END", algorithm, length

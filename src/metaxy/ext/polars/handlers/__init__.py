@@ -1,0 +1,1 @@
+"""Stores whose versioning engine is Polars: ``metaxy.ext.polars.handlers.delta``."""

@@ -1,0 +1,11 @@
+"""The Delta Lake store at its documented import path.
+
+``type = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"`` in ``metaxy.toml``. Importing
+this module does not import ``deltalake`` (install ``metaxy[delta]`` to use the store).
+"""
+
+from __future__ import annotations
+
+from metaxy.metadata_store.delta import DeltaLayout, DeltaMetadataStore, DeltaMetadataStoreConfig
+
+__all__ = ["DeltaLayout", "DeltaMetadataStore", "DeltaMetadataStoreConfig"]
