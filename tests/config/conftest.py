@@ -12,9 +12,7 @@ from metaxy.config import MetaxyConfig
 
 
 @pytest.fixture(autouse=True)
-def clean_config_state(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[None]:
+def clean_config_state(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Each test starts with no METAXY_* variables, no global or context config, an empty CWD and
     no remembered entry points; whatever a test sets is undone afterwards."""
     for name in list(os.environ):

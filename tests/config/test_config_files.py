@@ -24,9 +24,7 @@ def test_bare_constructor_never_reads_toml(write_file: WriteFile, monkeypatch: p
     assert MetaxyConfig.load().project == "fromfile"
 
 
-def test_load_finds_metaxy_toml_in_parent_directory(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_finds_metaxy_toml_in_parent_directory(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_file("repo/metaxy.toml", 'project = "repo"\n')
     (path.parent / "pkg" / "sub").mkdir(parents=True)
     monkeypatch.chdir(path.parent / "pkg" / "sub")
@@ -35,9 +33,7 @@ def test_load_finds_metaxy_toml_in_parent_directory(
     assert config.config_file == path.resolve()
 
 
-def test_load_without_search_parents_only_looks_in_cwd(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_without_search_parents_only_looks_in_cwd(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_file("repo/metaxy.toml", 'project = "repo"\n')
     (path.parent / "sub").mkdir()
     monkeypatch.chdir(path.parent / "sub")
@@ -60,9 +56,7 @@ def test_metaxy_toml_beats_pyproject_in_same_directory(write_file: WriteFile) ->
 
 
 def test_pyproject_with_tool_metaxy_is_used(write_file: WriteFile) -> None:
-    path = write_file(
-        "repo/pyproject.toml", '[project]\nname = "x"\n\n[tool.metaxy]\nproject = "from_pyproject"\n'
-    )
+    path = write_file("repo/pyproject.toml", '[project]\nname = "x"\n\n[tool.metaxy]\nproject = "from_pyproject"\n')
     config = MetaxyConfig.load(auto_discovery_start=path.parent)
     assert config.project == "from_pyproject"
     assert config.config_file == path.resolve()
@@ -71,9 +65,7 @@ def test_pyproject_with_tool_metaxy_is_used(write_file: WriteFile) -> None:
 @pytest.mark.parametrize(
     "pyproject", ['[project]\nname = "x"\n', "[tool.metaxy]\n", "[tool.ruff]\nline-length = 100\n"]
 )
-def test_pyproject_without_metaxy_section_is_skipped_for_parent(
-    write_file: WriteFile, pyproject: str
-) -> None:
+def test_pyproject_without_metaxy_section_is_skipped_for_parent(write_file: WriteFile, pyproject: str) -> None:
     parent = write_file("repo/metaxy.toml", 'project = "parent"\n')
     child = write_file("repo/pkg/pyproject.toml", pyproject)
     assert find_config_file(child.parent) == parent.resolve()
@@ -85,9 +77,7 @@ def test_closest_directory_wins(write_file: WriteFile) -> None:
     assert MetaxyConfig.load(auto_discovery_start=inner.parent).project == "inner"
 
 
-def test_metaxy_config_env_var_wins_over_discovery(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metaxy_config_env_var_wins_over_discovery(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     local = write_file("repo/metaxy.toml", 'project = "local"\n')
     chosen = write_file("other/custom.toml", 'project = "chosen"\n')
     monkeypatch.chdir(local.parent)
@@ -97,9 +87,7 @@ def test_metaxy_config_env_var_wins_over_discovery(
     assert config.config_file == chosen.resolve()
 
 
-def test_explicit_file_wins_over_metaxy_config_env(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_explicit_file_wins_over_metaxy_config_env(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAXY_CONFIG", str(write_file("env.toml", 'project = "env"\n')))
     assert MetaxyConfig.load(write_file("explicit.toml", 'project = "explicit"\n')).project == "explicit"
 
@@ -200,9 +188,7 @@ enable = true
 # --- precedence ------------------------------------------------------------------------------
 
 
-def test_env_beats_file_and_merges_into_file_stores(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_beats_file_and_merges_into_file_stores(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_file(
         "metaxy.toml",
         'project = "file"\nstore = "dev"\n[stores.prod]\ntype = "pkg.Store"\n'
@@ -270,9 +256,7 @@ literal = "$MX_BRANCH and ${ not a var }"
     assert options["literal"] == "$MX_BRANCH and ${ not a var }"
 
 
-def test_metaxy_config_path_may_be_relative_to_cwd(
-    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_metaxy_config_path_may_be_relative_to_cwd(write_file: WriteFile, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_file("conf/dev.toml", 'project = "rel"\n')
     monkeypatch.chdir(path.parent.parent)
     monkeypatch.setenv("METAXY_CONFIG", "conf/dev.toml")
@@ -355,9 +339,7 @@ def test_extend_missing_file(write_file: WriteFile) -> None:
 def test_extend_cycle(write_file: WriteFile) -> None:
     write_file("a.toml", 'extend = "b.toml"\n')
     write_file("b.toml", 'extend = "a.toml"\n')
-    with pytest.raises(
-        InvalidConfigError, match=r"Circular config inheritance: .*a\.toml -> .*b\.toml -> .*a\.toml"
-    ):
+    with pytest.raises(InvalidConfigError, match=r"Circular config inheritance: .*a\.toml -> .*b\.toml -> .*a\.toml"):
         MetaxyConfig.load(write_file("metaxy.toml", 'extend = "a.toml"\n'))
 
 

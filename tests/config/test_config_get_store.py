@@ -122,9 +122,7 @@ def test_named_store_and_class_object_type() -> None:
 
 def test_default_store_follows_store_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAXY_STORE", "prod")
-    config = MetaxyConfig(
-        stores={"dev": StoreConfig(type=RecordingStore), "prod": StoreConfig(type=SubRecordingStore)}
-    )
+    config = MetaxyConfig(stores={"dev": StoreConfig(type=RecordingStore), "prod": StoreConfig(type=SubRecordingStore)})
     assert type(config.get_store()) is SubRecordingStore
 
 
@@ -143,9 +141,7 @@ def test_store_without_name_or_auto_create_fields_gets_neither() -> None:
     assert config.get_store().config == PlainConfig()
 
 
-@pytest.mark.parametrize(
-    ("global_value", "store_value", "expected"), [(True, None, True), (True, False, False)]
-)
+@pytest.mark.parametrize(("global_value", "store_value", "expected"), [(True, None, True), (True, False, False)])
 def test_global_auto_create_tables_injected_unless_store_sets_it(
     global_value: bool, store_value: bool | None, expected: bool
 ) -> None:
@@ -225,9 +221,7 @@ def test_unknown_store_lists_available_and_names_the_file(tmp_path: Path) -> Non
     config = MetaxyConfig.load(tmp_path / "metaxy.toml")
     with pytest.raises(InvalidConfigError) as info:
         config.get_store("staging")
-    _assert_store_error(
-        info, "'staging'", "Available stores: dev, prod", str(tmp_path.resolve() / "metaxy.toml")
-    )
+    _assert_store_error(info, "'staging'", "Available stores: dev, prod", str(tmp_path.resolve() / "metaxy.toml"))
 
 
 def test_unknown_store_is_also_a_value_error() -> None:

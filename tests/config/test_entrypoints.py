@@ -137,9 +137,7 @@ def test_load_features_failure_raises_entrypoint_load_error(modules: Modules) ->
 # --- environment variables -------------------------------------------------------------------
 
 
-def test_env_entrypoints_processed_in_sorted_variable_order(
-    modules: Modules, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_entrypoints_processed_in_sorted_variable_order(modules: Modules, monkeypatch: pytest.MonkeyPatch) -> None:
     for short in ("one", "two", "three", "four"):
         modules.write(short)
     monkeypatch.setenv("METAXY_ENTRYPOINT_B", f"{modules.name('three')}, {modules.name('four')}")
@@ -161,9 +159,7 @@ def test_env_entrypoint_failure(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_package_entry_point_module_is_imported_and_callable_is_called(modules: Modules) -> None:
     mod = modules.write("pkgmod")
-    func_mod = modules.write(
-        "pkgfunc", "def register():\n    import sys\n    sys.modules[__name__].CALLED = True\n"
-    )
+    func_mod = modules.write("pkgfunc", "def register():\n    import sys\n    sys.modules[__name__].CALLED = True\n")
     modules.dist(f"{modules.prefix}-dist", {"mod": mod, "func": f"{func_mod}:register"})
     loaded = load_package_entrypoints()
     assert sorted(loaded) == [f"{modules.prefix}-dist:func", f"{modules.prefix}-dist:mod"]
