@@ -373,20 +373,16 @@ class DuckDBMetadataStore(MetadataStore):
         names = list(compiled.expected_columns)
         table = self._table(target)
         if compiled.increment_sql is None:
-            orphan_sql = (
-                f"SELECT * FROM {q(table)} LIMIT 0"
-                if self._table_exists(table)
-                else f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0"
-            )
-            sqls = {
-                "new": compiled.expected_sql,
-                "stale": f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0",
-                "orphaned": orphan_sql,
-            }
+            # Nothing stored (or skip_comparison): all expected rows are new; orphaned is empty with
+            # the stored table's columns, or the new frame's when there is no table.
+            stored = self._columns(table) if self._table_exists(table) else None
+            empty_sql = f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0"
+            orphan_sql = f"SELECT * FROM {q(table)} LIMIT 0" if stored is not None else empty_sql
+            sqls = {"new": compiled.expected_sql, "stale": empty_sql, "orphaned": orphan_sql}
 
             def collect() -> Increment:
                 new = _to_polars(conn.sql(compiled.expected_sql))
-                orphaned = _to_polars(conn.sql(orphan_sql))
+                orphaned = _to_polars(conn.sql(orphan_sql)) if stored is not None else new.clear()
                 return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
         else:

@@ -354,6 +354,24 @@ class ResolveConformance(ConformanceBase):
         assert row[PROVENANCE_BY_FIELD] == {"text": expected_transcript(store.hash_algorithm, "audio:a:v1", "2")}
         assert _empty(faces)
 
+    def test_upstream_version_bump_reads_only_the_new_upstream_version(
+        self, store_factory: StoreFactory, graph: mx.FeatureGraph
+    ) -> None:
+        """Rows of an upstream's old feature version never feed a downstream resolve."""
+        store = store_factory()
+        with store.open("w"):
+            _setup(store, ("a", "b", "c"))
+        with mx.FeatureGraph().use():
+            bumped = define_video_features(audio_code_version="2")
+            with store.open("w"):
+                store.write(bumped.video, _video_frame(["a"], audio_tag="v2"))  # only `a` under the new version
+                inc = store.resolve_update(bumped.transcript)
+                assert id_set(inc.new) == {"a"}
+                (row,) = rows(inc.new)
+                assert row[PROVENANCE_BY_FIELD]["text"] == expected_transcript(
+                    store.hash_algorithm, "audio:a:v2", bumped.transcript.spec().fields[0].code_version
+                )
+
     # --- hash algorithms (§3.6) --------------------------------------------------------------------
 
     @pytest.mark.parametrize("algorithm", ["md5", "sha256", "xxhash32", "xxhash64"])

@@ -208,12 +208,15 @@ class VideoFeatures:
     faces: type[mx.BaseFeature]
 
 
-def define_video_features(*, transcript_code_version: str = "1", faces_code_version: str = "1") -> VideoFeatures:
+def define_video_features(
+    *, transcript_code_version: str = "1", faces_code_version: str = "1", audio_code_version: str | None = None
+) -> VideoFeatures:
     """Register the video features in the active graph and return their classes."""
+    audio: Any = "audio" if audio_code_version is None else mx.FieldSpec(key="audio", code_version=audio_code_version)
 
     class Video(
         mx.BaseFeature,
-        spec=mx.FeatureSpec(key="video", id_columns=["sample_id"], fields=["audio", "frames"]),
+        spec=mx.FeatureSpec(key="video", id_columns=["sample_id"], fields=[audio, "frames"]),
     ):
         sample_id: str
 

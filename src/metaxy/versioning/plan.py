@@ -60,6 +60,7 @@ class DepPlan:
 
     index: int
     feature: FeatureKey
+    feature_version: str  # the upstream's current feature version (only those rows are read)
     suffix: str  # "__video_raw"
     id_columns: tuple[str, ...]  # upstream id columns after rename
     rename: Mapping[str, str]  # user renames, applied together with `system_rename`
@@ -169,6 +170,7 @@ def _compile(graph: FeatureGraph, key: FeatureKey) -> ResolvePlan:
             DepPlan(
                 index=i,
                 feature=up.key,
+                feature_version=graph.get_feature_version(up.key),
                 suffix=suffix,
                 id_columns=ids,
                 rename=rename,

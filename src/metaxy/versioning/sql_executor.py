@@ -85,14 +85,19 @@ def latest_sql(
     *,
     sample_history: bool = False,
     keep_deleted: bool = False,
+    output: Sequence[str] | None = None,
 ) -> str:
-    """The read pipeline as SQL: version filter → latest per id → hide deleted → filters."""
+    """The read pipeline as SQL: version filter → latest per id → hide deleted → filters.
+
+    ``output`` limits the columns produced (default: all stored columns); filters may only use
+    output columns.
+    """
     where = f"{d.quote(c.FEATURE_VERSION)} = {d.literal(feature_version)}" if feature_version is not None else None
     if sample_history:
         conds = [w for w in (where, None if keep_deleted else f"{d.quote(c.DELETED_AT)} IS NULL") if w]
         sql = f"SELECT * FROM {d.quote(src.table)}" + (f" WHERE {' AND '.join(conds)}" if conds else "")
     else:
-        sql = d.latest(src.table, src.columns, id_columns, where, keep_deleted=keep_deleted)
+        sql = d.latest(src.table, output or src.columns, id_columns, where, keep_deleted=keep_deleted)
     for f in src.filters:
         sql = f"SELECT * FROM ({sql}) WHERE {f}"
     return sql
@@ -153,8 +158,8 @@ def _prepare(
             f"Upstream '{dep.feature}' has no column(s) {missing}. Available: {list(src.columns)}. "
             "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
         )
-    base = latest_sql(d, src, _original_ids(dep), None)
     kept = [col for col in src.columns if col not in UPSTREAM_DROPPED]
+    base = latest_sql(d, src, _original_ids(dep), dep.feature_version, output=kept)
     renames = dep.all_renames
     cols = tuple(renames.get(col, col) for col in kept)
     sql = (
