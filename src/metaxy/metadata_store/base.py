@@ -427,6 +427,11 @@ class MetadataStore(ABC):
             return False
         return True
 
+    def has_feature_anywhere(self, feature: Any) -> bool:
+        """Whether this store or one of its fallbacks has the feature (opens stores as needed)."""
+        with self.open("r"):
+            return self.has_feature(feature, check_fallback=True)
+
     def find_store_for_feature(self, feature: Any) -> MetadataStore:
         self._require_open()
         return self._find_store(self._key(feature), allow_fallback=True)

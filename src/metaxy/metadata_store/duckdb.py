@@ -4,6 +4,7 @@ inside DuckDB; only the increment crosses into Python, as Arrow, when it is coll
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -11,7 +12,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import narwhals as nw
 import polars as pl
 
-from metaxy.errors import BackendError, StoreBusyError, StoreCapabilityError, VersioningEngineMismatchError
+from metaxy.errors import (
+    BackendError,
+    PolarsMaterializationWarning,
+    StoreBusyError,
+    StoreCapabilityError,
+    VersioningEngineMismatchError,
+)
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
@@ -314,7 +321,11 @@ class DuckDBMetadataStore(MetadataStore):
         if request.samples is not None:
             reason = "samples were given as a local frame"
         elif any(not self._table_exists(self._table(d.feature)) for d in plan.deps):
-            return None  # upstream lives in a fallback store (or nowhere): the Polars path handles both
+            if not any(fb.has_feature_anywhere(d.feature) for d in plan.deps for fb in self.fallback_stores):
+                return None  # missing everywhere: the Polars path raises FeatureNotFoundError
+            reason = "an upstream feature is read from a fallback store"
+            if strict and self._fallback_specs:
+                strict = False  # with fallbacks configured, 'native' materialises like 'auto' (spec §5.4)
         sources: list[SqlSource] = []
         if reason is None:
             for dep in plan.deps:
@@ -341,6 +352,11 @@ class DuckDBMetadataStore(MetadataStore):
                     f"Cannot resolve '{plan.feature}' natively in DuckDB: {reason}. "
                     "Hint: use versioning_engine='auto' or 'polars'."
                 )
+            warnings.warn(
+                f"Resolving '{plan.feature}' with Polars instead of DuckDB SQL: {reason}.",
+                PolarsMaterializationWarning,
+                stacklevel=4,
+            )
             return None
         compiled = compile_resolve(
             self.dialect,

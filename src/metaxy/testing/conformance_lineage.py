@@ -103,7 +103,7 @@ class LineageConformance(ConformanceBase):
             store.write(right, samples(["b", "both"]))
             got = _by(store.resolve_update(down).new)
         assert set(got) == {"a", "b", "both"}
-        expected = {
+        expected: dict[str, dict[str, str | None]] = {
             "a": {"outer/left.default": "default:a:v1", "outer/right.default": None},
             "b": {"outer/left.default": None, "outer/right.default": "default:b:v1"},
             "both": {"outer/left.default": "default:both:v1", "outer/right.default": "default:both:v1"},

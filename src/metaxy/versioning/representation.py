@@ -7,7 +7,7 @@ helpers convert at the boundaries. Versions are identical either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
@@ -46,14 +46,14 @@ def to_map(column: str, keys: Sequence[str]) -> pl.Expr:
     return pl.when(pl.col(column).is_null()).then(None).otherwise(entries).alias(column)
 
 
-def structs_from_maps(lf: pl.LazyFrame, columns: dict[str, Sequence[str]]) -> pl.LazyFrame:
+def structs_from_maps(lf: pl.LazyFrame, columns: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
     """Convert the named Map columns of ``lf`` (those that are Maps) to Structs."""
     schema = lf.collect_schema()
     exprs = [to_struct(col, keys) for col, keys in columns.items() if col in schema and is_map(schema[col])]
     return lf.with_columns(exprs) if exprs else lf
 
 
-def maps_from_structs(lf: pl.LazyFrame, columns: dict[str, Sequence[str]]) -> pl.LazyFrame:
+def maps_from_structs(lf: pl.LazyFrame, columns: Mapping[str, Sequence[str]]) -> pl.LazyFrame:
     """Convert the named Struct columns of ``lf`` (those that are Structs) to Maps."""
     schema = lf.collect_schema()
     exprs = [to_map(col, keys) for col, keys in columns.items() if col in schema and isinstance(schema[col], pl.Struct)]
