@@ -159,6 +159,10 @@ def _prepare(
             "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
         )
     kept = [col for col in src.columns if col not in UPSTREAM_DROPPED]
+    # Only the data-version struct feeds the hashes: the other versioning columns of an upstream are
+    # never read after the join, so they are not even de-duplicated (aggregation rebuilds them).
+    unused = {c.PROVENANCE_BY_FIELD, c.PROVENANCE, c.DATA_VERSION}
+    kept = [col for col in kept if col not in unused or col in dep.rename]
     base = latest_sql(d, src, _original_ids(dep), dep.feature_version, output=kept)
     renames = dep.all_renames
     cols = tuple(renames.get(col, col) for col in kept)
@@ -170,13 +174,14 @@ def _prepare(
     for f in dep.filters:
         sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql(_sqlglot_dialect(d))}"
     if dep.select is not None:
-        absent = [col for col in dep.select if col not in cols]
+        wanted = [col for col in dep.select if col in cols or col not in dep.versioning_columns]
+        absent = [col for col in wanted if col not in cols]
         if absent:
             raise DependencyError(
                 f"FeatureDep on '{dep.feature}' selects {absent}, which the upstream does not have "
                 f"(after renames). Available: {list(cols)}. Hint: fix `select` (it uses post-rename names)."
             )
-        cols = dep.select
+        cols = tuple(wanted)
         sql = f"SELECT {_cols(d, cols)} FROM ({sql})"
     if dep.lineage.is_aggregation:
         return _aggregate(d, dep, sql, cols, algorithm, length)
