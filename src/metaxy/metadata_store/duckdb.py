@@ -23,7 +23,7 @@ from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, ROW, SqlDialect, SqlSource, compile_resolve, latest_sql
+from metaxy.versioning.sql_executor import KIND, ROW, ROWID, SqlDialect, SqlSource, compile_resolve, latest_sql
 
 from ._frames import FilterLike
 from .base import MetadataStore, MetadataStoreConfig, _ResolveRequest
@@ -42,7 +42,14 @@ class DuckDBDialect(SqlDialect):
     hash_functions = {HashAlgorithm.MD5: "md5", HashAlgorithm.SHA256: "sha256"}
 
     def latest(
-        self, table: str, columns: Sequence[str], id_columns: Sequence[str], where: str | None, *, keep_deleted: bool
+        self,
+        table: str,
+        columns: Sequence[str],
+        id_columns: Sequence[str],
+        where: str | None,
+        *,
+        keep_deleted: bool,
+        rowid: bool = False,
     ) -> str:
         q = self.quote
         ids = set(id_columns)
@@ -50,13 +57,14 @@ class DuckDBDialect(SqlDialect):
             f"(coalesce({q(c.DELETED_AT)}, {q(c.UPDATED_AT)}), coalesce({q(c.DATA_VERSION)}, ''), "
             f"coalesce({q(c.PROVENANCE)}, ''))"
         )
-        picked = ", ".join(
-            q(col) if col in ids else f"arg_max_null({q(col)}, __metaxy_k) AS {q(col)}" for col in columns
-        )
+        picked = [q(col) if col in ids else f"arg_max_null({q(col)}, __metaxy_k) AS {q(col)}" for col in columns]
+        if rowid:
+            picked.append(f"arg_max_null(__metaxy_rid, __metaxy_k) AS {q(ROWID)}")
         having = "" if keep_deleted else f" HAVING arg_max_null({q(c.DELETED_AT)}, __metaxy_k) IS NULL"
-        src = f"SELECT *, {key} AS __metaxy_k FROM {q(table)}" + (f" WHERE {where}" if where else "")
+        src = f"SELECT *, {'rowid AS __metaxy_rid, ' if rowid else ''}{key} AS __metaxy_k FROM {q(table)}"
+        src += f" WHERE {where}" if where else ""
         group = ", ".join(q(i) for i in id_columns)
-        return f"SELECT {picked} FROM ({src}) GROUP BY {group}{having}"
+        return f"SELECT {', '.join(picked)} FROM ({src}) GROUP BY {group}{having}"
 
 
 class DuckDBMetadataStoreConfig(MetadataStoreConfig):
@@ -344,7 +352,8 @@ class DuckDBMetadataStore(MetadataStore):
                 reason = "a target filter or staleness predicate is a Polars expression"
             else:
                 table = self._table(plan.feature)
-                current = SqlSource(table, self._columns(table), tuple(conds))
+                used = sorted(_referenced([*request.target_filters, *request.staleness_predicates]))
+                current = SqlSource(table, self._columns(table), tuple(conds), tuple(used))
                 predicates = preds
         if reason is not None:
             if strict:
@@ -463,6 +472,16 @@ class DuckDBMetadataStore(MetadataStore):
             f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
         ).fetchall()
         return int(rows[0][0]) if rows else 0
+
+
+def _referenced(filters: Sequence[FilterLike]) -> set[str]:
+    """Columns used by SQL-string / parsed filters."""
+    out: set[str] = set()
+    for f in filters:
+        parsed = FilterExpression.parse(f) if isinstance(f, str) else f
+        if isinstance(parsed, FilterExpression):
+            out |= set(parsed.columns)
+    return out
 
 
 class _DuckDBLazyIncrement(LazyIncrement):

@@ -23,6 +23,7 @@ __all__ = ["KIND", "ROW", "CompiledResolve", "SqlDialect", "SqlSource", "compile
 
 KIND = "__metaxy_kind"
 ROW = "__metaxy_row"
+ROWID = "__metaxy_rowid"
 _E_MARK = "__metaxy_e"
 _C_MARK = "__metaxy_c"
 _STORED_PROV = "__metaxy_stored_provenance"
@@ -75,6 +76,7 @@ class SqlSource:
     table: str
     columns: tuple[str, ...]  # stored column order
     filters: tuple[str, ...] = ()  # SQL conditions on stored names, applied after de-duplication
+    referenced: tuple[str, ...] = ()  # columns the filters (and staleness predicates) use
 
 
 def latest_sql(
@@ -86,6 +88,7 @@ def latest_sql(
     sample_history: bool = False,
     keep_deleted: bool = False,
     output: Sequence[str] | None = None,
+    rowid: bool = False,
 ) -> str:
     """The read pipeline as SQL: version filter → latest per id → hide deleted → filters.
 
@@ -97,7 +100,7 @@ def latest_sql(
         conds = [w for w in (where, None if keep_deleted else f"{d.quote(c.DELETED_AT)} IS NULL") if w]
         sql = f"SELECT * FROM {d.quote(src.table)}" + (f" WHERE {' AND '.join(conds)}" if conds else "")
     else:
-        sql = d.latest(src.table, output or src.columns, id_columns, where, keep_deleted=keep_deleted)
+        sql = d.latest(src.table, output or src.columns, id_columns, where, keep_deleted=keep_deleted, rowid=rowid)
     for f in src.filters:
         sql = f"SELECT * FROM ({sql}) WHERE {f}"
     return sql
@@ -326,32 +329,45 @@ def _increment(
     current: SqlSource,
     predicates: Sequence[str],
 ) -> str:
+    """Expected vs stored in one FULL OUTER JOIN. The stored side is de-duplicated on just the
+    columns the comparison needs (keys, provenance, what filters and predicates read) plus the row
+    id; orphaned rows get their stored columns back through that row id."""
+    q = d.quote
     keys = list(plan.join_keys)
-    cur = latest_sql(d, current, plan.id_columns, plan.feature_version)
+    needed = [*plan.id_columns, *keys, c.PROVENANCE, *current.referenced]
+    if plan.collapse_stored:
+        needed.append(c.UPDATED_AT)
+    output = [col for col in dict.fromkeys(needed) if col in current.columns]
+    cur = latest_sql(d, current, plan.id_columns, plan.feature_version, output=output, rowid=True)
     if plan.collapse_stored:
         order = ", ".join(
-            [f"{d.quote(c.UPDATED_AT)} DESC NULLS LAST", f"{d.quote(c.PROVENANCE)} DESC NULLS LAST"]
-            + [f"{d.quote(i)} ASC NULLS LAST" for i in plan.id_columns]
+            [f"{q(c.UPDATED_AT)} DESC NULLS LAST", f"{q(c.PROVENANCE)} DESC NULLS LAST"]
+            + [f"{q(i)} ASC NULLS LAST" for i in plan.id_columns]
         )
         cur = f"SELECT * FROM ({cur}) QUALIFY row_number() OVER (PARTITION BY {_cols(d, keys)} ORDER BY {order}) = 1"
     pred = "coalesce(" + " OR ".join(f"({p})" for p in predicates) + ", false)" if predicates else "false"
-    row = d.struct_pack([(col, d.quote(col)) for col in current.columns])
     stored = (
-        f"SELECT {_cols(d, keys)}, {d.quote(c.PROVENANCE)} AS {d.quote(_STORED_PROV)}, {pred} AS {d.quote(_PRED)}, "
-        f"true AS {d.quote(_C_MARK)}, {row} AS {d.quote(ROW)} FROM ({cur})"
+        f"SELECT {_cols(d, keys)}, {q(c.PROVENANCE)} AS {q(_STORED_PROV)}, {pred} AS {q(_PRED)}, "
+        f"true AS {q(_C_MARK)}, {q(ROWID)} FROM ({cur})"
     )
-    on = " AND ".join(f"e.{d.quote(k)} = s.{d.quote(k)}" for k in keys)
+    on = " AND ".join(f"e.{q(k)} = s.{q(k)}" for k in keys)
     kind = (
-        f"CASE WHEN s.{d.quote(_C_MARK)} IS NULL THEN 'new' WHEN e.{d.quote(_E_MARK)} IS NULL THEN 'orphaned' "
-        f"ELSE 'stale' END AS {d.quote(KIND)}"
+        f"CASE WHEN s.{q(_C_MARK)} IS NULL THEN 'new' WHEN e.{q(_E_MARK)} IS NULL THEN 'orphaned' "
+        f"ELSE 'stale' END AS {q(KIND)}"
     )
-    sp, ep = f"s.{d.quote(_STORED_PROV)}", f"e.{d.quote(c.PROVENANCE)}"
+    sp, ep = f"s.{q(_STORED_PROV)}", f"e.{q(c.PROVENANCE)}"
     where = (
-        f"s.{d.quote(_C_MARK)} IS NULL OR e.{d.quote(_E_MARK)} IS NULL OR {sp} IS NULL "
-        f"OR {sp} IS DISTINCT FROM {ep} OR s.{d.quote(_PRED)}"
+        f"s.{q(_C_MARK)} IS NULL OR e.{q(_E_MARK)} IS NULL OR {sp} IS NULL "
+        f"OR {sp} IS DISTINCT FROM {ep} OR s.{q(_PRED)}"
     )
-    return (
-        f"SELECT {_cols(d, expected_cols, 'e')}, s.{d.quote(ROW)}, {kind} "
-        f"FROM (SELECT *, true AS {d.quote(_E_MARK)} FROM ({expected_sql})) AS e "
+    matched = (
+        f"SELECT {_cols(d, expected_cols, 'e')}, s.{q(ROWID)}, {kind} "
+        f"FROM (SELECT *, true AS {q(_E_MARK)} FROM ({expected_sql})) AS e "
         f"FULL OUTER JOIN ({stored}) AS s ON {on} WHERE {where}"
+    )
+    row = d.struct_pack([(col, f"o.{q(col)}") for col in current.columns])
+    return (
+        f"SELECT {_cols(d, expected_cols, 'm')}, CASE WHEN m.{q(KIND)} = 'orphaned' THEN {row} END AS {q(ROW)}, "
+        f"m.{q(KIND)} FROM ({matched}) AS m LEFT JOIN (SELECT rowid AS {q(ROWID)}, * FROM {q(current.table)}) AS o "
+        f"ON m.{q(KIND)} = 'orphaned' AND o.{q(ROWID)} = m.{q(ROWID)}"
     )
