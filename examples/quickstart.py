@@ -15,6 +15,8 @@ import metaxy as mx
 from metaxy.ext.duckdb import DuckDBMetadataStore
 
 warnings.filterwarnings("ignore", message="Creating table")
+# Root samples are a local frame: DuckDB resolves them with Polars and says so (spec §5.4).
+warnings.filterwarnings("ignore", category=mx.errors.PolarsMaterializationWarning)
 
 
 def define(audio_code: str) -> tuple[mx.FeatureGraph, dict[str, type[mx.BaseFeature]]]:
@@ -87,10 +89,12 @@ def main() -> dict[str, tuple[int, int, int]]:
     counts = {k: (len(v.new), len(v.stale), len(v.orphaned)) for k, v in plan.items()}
     for name, (new, stale, orphaned) in counts.items():
         print(f"{name:<10} new={new:<4} stale={stale:<4} orphaned={orphaned}")
-    # Bump the audio code version: every transcript is new under its new feature version,
-    # faces (frames only) are untouched.
+    # Bump the audio code version and re-materialise video/raw under its new feature version:
+    # every transcript is new under its new feature version, faces (frames only) are untouched.
     graph2, f2 = define(audio_code="2")
-    with graph2.use(), store.open("r"):
+    with graph2.use(), store.open("w"):
+        samples = raw_rows([f"v{i}" for i in range(100)])
+        store.write(f2["raw"], store.resolve_update(f2["raw"], samples=samples).new)
         for name in ("transcript", "faces"):
             inc = store.resolve_update(f2[name])
             counts[f"{name} after audio code bump"] = (len(inc.new), len(inc.stale), len(inc.orphaned))

@@ -62,10 +62,18 @@ class SqlDialect:
         return "MAP {" + ", ".join(f"{self.literal(k)}: {v}" for k, v in items) + "}"
 
     def latest(
-        self, table: str, columns: Sequence[str], id_columns: Sequence[str], where: str | None, *, keep_deleted: bool
+        self,
+        table: str,
+        columns: Sequence[str],
+        id_columns: Sequence[str],
+        where: str | None,
+        *,
+        keep_deleted: bool,
+        rowid: bool = False,
     ) -> str:
         """The latest row per id (greatest ``(coalesce(deleted_at, updated_at), data_version,
-        provenance)``), dropping soft-deleted ones unless ``keep_deleted``."""
+        provenance)``), dropping soft-deleted ones unless ``keep_deleted``; with ``rowid`` also the
+        physical row id of that row, as the ``ROWID`` column."""
         raise NotImplementedError
 
 

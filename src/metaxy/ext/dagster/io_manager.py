@@ -1,0 +1,192 @@
+"""``MetaxyIOManager``: store asset outputs as Metaxy feature metadata, load inputs as lazy frames."""
+
+# No `from __future__ import annotations`: Dagster inspects the resource field annotations at runtime.
+
+from collections.abc import Mapping
+from typing import Any, TypeAlias
+
+import dagster as dg
+import narwhals as nw
+import polars as pl
+from pydantic import Field
+
+from metaxy.errors import FeatureNotFoundError, MetaxyError
+from metaxy.metadata_store.base import MetadataStore
+from metaxy.models.keys import FeatureKey
+
+from ._features import feature_key_from_metadata, resolve_definition, slice_from_metadata
+from ._partitions import build_metaxy_partition_filter, partition_filters
+from ._runtime import PartitionSelection, build_runtime_feature_metadata, store_metadata
+from .constants import (
+    DAGSTER_METAXY_ERROR_METADATA_KEY,
+    DAGSTER_METAXY_FEATURE_METADATA_KEY,
+    DAGSTER_METAXY_PARTITION_KEY,
+    DAGSTER_METAXY_STORE_METADATA_KEY,
+)
+from .errors import MetaxyIOManagerError
+from .resources import MetaxyStoreFromConfigResource
+
+__all__ = ["MetaxyIOManager", "MetaxyOutput"]
+
+MetaxyOutput: TypeAlias = Any
+"""What a Metaxy asset returns: any narwhals-compatible frame (Polars, pandas, PyArrow, narwhals;
+eager or lazy), or None when the asset wrote its metadata itself."""
+
+
+def _feature_key(metadata: Mapping[str, Any] | None, what: str) -> FeatureKey:
+    key = feature_key_from_metadata(metadata)
+    if key is None:
+        raise MetaxyIOManagerError(
+            f"{what} has no '{DAGSTER_METAXY_FEATURE_METADATA_KEY}' metadata, so MetaxyIOManager cannot tell which "
+            f"feature it is. Hint: add metadata={{'{DAGSTER_METAXY_FEATURE_METADATA_KEY}': 'my/feature'}} (or use "
+            "@metaxify(feature=...)), or give non-Metaxy assets another io_manager_key."
+        )
+    resolve_definition(key)  # unknown features fail here, naming the key
+    return key
+
+
+def _partition_by(metadata: Mapping[str, Any] | None) -> Any:
+    value = (metadata or {}).get(DAGSTER_METAXY_PARTITION_KEY)
+    return getattr(value, "value", value)
+
+
+def _detached(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
+    """A lazy frame that stays valid after the store closes (G16): Polars plans are kept,
+    frames bound to a connection are collected into Polars."""
+    native = frame.to_native()
+    if isinstance(native, pl.LazyFrame):
+        return frame
+    return nw.from_native(frame.collect().to_polars().lazy())
+
+
+class MetaxyIOManager(dg.ConfigurableIOManager):
+    """Writes asset outputs to the asset's Metaxy feature and reads inputs from upstream features.
+
+    The asset names its feature with ``metadata={"metaxy/feature": "a/b"}`` (``metaxify`` sets it).
+
+    * Output: a narwhals-compatible frame is written with ``store.write``; ``None`` means the
+      asset wrote its metadata itself. Either way the materialization gets row counts
+      (``dagster/row_count``, ``dagster/partition_row_count``), the store description, table
+      name and URI, a 5-row preview and ``metaxy/materialized_in_run``.
+    * Input: a ``narwhals.LazyFrame`` of the upstream feature's current rows, filtered to the
+      input's partitions (through the partition mapping; static, time-window, multi-dimensional,
+      ranges) and to the upstream's ``metaxy/partition`` slice, read through fallback stores.
+      The frame stays valid after the store is closed.
+
+    Attributes:
+        store: the store resource (default: ``MetaxyStoreFromConfigResource()``, the configured
+            default store).
+    """
+
+    store: dg.ResourceDependency[MetaxyStoreFromConfigResource] = Field(
+        default_factory=MetaxyStoreFromConfigResource,  # type: ignore[arg-type]
+        description="The metadata store to read and write (default: the configured default store).",
+    )
+
+    @property
+    def metadata_store(self) -> MetadataStore:
+        """The resolved store."""
+        store: Any = self.store  # Dagster resolves the nested resource to the store it creates
+        if isinstance(store, MetaxyStoreFromConfigResource):  # not resolved (the IO manager used directly)
+            return store.get_store()
+        return store
+
+    # --- output --------------------------------------------------------------------------------
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        """Write ``obj`` (unless None) and log the feature's runtime metadata.
+
+        Raises:
+            MetaxyIOManagerError: the asset has no ``metaxy/feature`` metadata, or ``obj`` is not a frame.
+            FeatureNotInGraphError: the feature is not in the active graph.
+        """
+        key = _feature_key(context.definition_metadata, f"Output '{context.name}' of step '{context.step_key}'")
+        store = self.metadata_store
+        if obj is not None:
+            try:
+                nw.from_native(obj)
+            except TypeError as exc:
+                raise MetaxyIOManagerError(
+                    f"Asset output for feature '{key}' is a {type(obj).__name__}, not a dataframe. Hint: return a "
+                    "Polars/pandas/PyArrow/narwhals frame (eager or lazy), or None if the asset wrote it itself."
+                ) from exc
+            with store.open("w"):
+                written = store.write(key, obj)
+            context.log.debug(f"Wrote {written} rows of feature '{key}' to {store.display()}.")
+        metadata = self._output_metadata(context, store, key)
+        already = set(context.output_metadata or {})
+        context.add_output_metadata({k: v for k, v in metadata.items() if k not in already})
+
+    def _output_metadata(self, context: dg.OutputContext, store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
+        partitions = None
+        if context.has_asset_partitions:
+            partitions = PartitionSelection(
+                _partition_by(context.definition_metadata), context.asset_partitions_def, context.asset_partition_keys
+            )
+        try:
+            with store:
+                metadata, _ = build_runtime_feature_metadata(
+                    key,
+                    store,
+                    partitions=partitions,
+                    metaxy_partition=slice_from_metadata(context.definition_metadata),
+                    run_id=context.run_id,
+                )
+            return metadata
+        except FeatureNotFoundError as exc:
+            context.log.warning(f"No Metaxy metadata to describe for '{key}': {exc}")
+            return {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
+        except (MetaxyError, ValueError, TypeError, RuntimeError, OSError) as exc:
+            # The rows are written; a metadata failure must show, not fail the write or vanish (G12).
+            context.log.error(f"Could not build Metaxy metadata for '{key}': {type(exc).__name__}: {exc}")
+            return {
+                DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
+                DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}",
+            }
+
+    # --- input ---------------------------------------------------------------------------------
+    def load_input(self, context: dg.InputContext) -> nw.LazyFrame[Any]:
+        """The upstream feature's current rows for this input's partitions, as a lazy frame.
+
+        Raises:
+            MetaxyIOManagerError: the upstream asset has no ``metaxy/feature`` metadata.
+            FeatureNotFoundError: the feature has no metadata in the store or its fallbacks.
+        """
+        upstream = context.upstream_output
+        upstream_md = upstream.definition_metadata if upstream is not None else {}
+        asset = context.asset_key.to_user_string() if context.has_asset_key else context.name
+        key = _feature_key(upstream_md, f"Upstream asset '{asset}' of input '{context.name}'")
+        store = self.metadata_store
+        slice_filters = build_metaxy_partition_filter(slice_from_metadata(upstream_md))
+        with store:
+            frame, resolved = store.read(key, filters=slice_filters or None, with_store_info=True)
+            keys = self._input_partition_keys(context)
+            if keys is not None:
+                schema = dict(frame.collect_schema())
+                part = partition_filters(_partition_by(upstream_md), context.asset_partitions_def, keys, schema)
+                if part:
+                    frame = frame.filter(*part)
+            frame = _detached(frame)
+            info = store_metadata(store, resolved, key)
+        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
+            metadata: dict[str, Any] = {
+                "name": store.name,
+                DAGSTER_METAXY_STORE_METADATA_KEY: resolved.display(),
+                "resolved_from": info["resolved_from"],
+                "dagster/table_name": info["resolved_from"]["table_name"],
+            }
+            if "uri" in info["resolved_from"]:
+                metadata["dagster/uri"] = dg.MetadataValue.path(info["resolved_from"]["uri"])
+            if context.has_asset_key:
+                context.add_input_metadata(metadata, description="Metadata Store Info")
+        return frame
+
+    @staticmethod
+    def _input_partition_keys(context: dg.InputContext) -> list[str] | None:
+        """The upstream partition keys this input needs; None for all of them (no filter)."""
+        if not context.has_asset_partitions:
+            return None
+        keys = list(context.asset_partition_keys)
+        every = context.asset_partitions_def.get_partition_keys(dynamic_partitions_store=context.instance)
+        if set(keys) >= set(every):  # AllPartitionMapping (or every partition selected): no filter
+            return None
+        return keys

@@ -1,0 +1,46 @@
+"""Helpers shared by the Dagster integration tests (imported as ``mxd_helpers``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from metaxy.config import MetaxyConfig
+
+
+def store_config(tmp_path: Path, **stores: dict[str, Any]) -> MetaxyConfig:
+    """A config with project ``test`` and DuckDB stores ``dev`` (default) plus ``stores``."""
+    entries: dict[str, Any] = {
+        "dev": {"type": "metaxy.ext.duckdb.DuckDBMetadataStore", "config": {"database": str(tmp_path / "dev.duckdb")}}
+    }
+    entries.update(stores)
+    return MetaxyConfig(project="test", store="dev", stores=entries, auto_create_tables=True)
+
+
+def root_rows(ids: list[str], **columns: list[Any]) -> pl.DataFrame:
+    """Rows of a root feature with field ``value``: ``id``, ``value`` (0..n) and provenance."""
+    data: dict[str, Any] = {"id": ids, "value": list(range(len(ids)))}
+    data.update(columns)
+    data["metaxy_provenance_by_field"] = [{"value": f"h-{i}"} for i in ids]
+    return pl.DataFrame(data)
+
+
+def materializations(instance: dg.DagsterInstance, key: Any) -> list[dg.AssetMaterialization]:
+    """The materializations of ``key`` recorded in ``instance``, oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey.from_coercible(key), limit=100, ascending=True).records
+    return [r.asset_materialization for r in records if r.asset_materialization is not None]
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: Any) -> dict[str, Any]:
+    """The raw values of the latest materialization's metadata of ``key``."""
+    mats = materializations(instance, key)
+    assert mats, f"no materialization of {key}"
+    return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()}
+
+
+def step_order(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Step keys in the order their steps started."""
+    return [e.step_key for e in result.all_events if e.event_type_value == "STEP_START" and e.step_key]
