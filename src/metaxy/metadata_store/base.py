@@ -53,6 +53,7 @@ class MetadataStoreConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    name: str | None = None
     hash_algorithm: HashAlgorithm | None = None
     versioning_engine: VersioningEngine = "auto"
     fallback_stores: list[str] = []

@@ -59,6 +59,4 @@ class MetaxyStoreFromConfigResource(dg.ConfigurableResource[MetadataStore]):
 
         config = MetaxyConfig.get()
         store: MetadataStore = config.get_store(self.name, materialization_id=materialization_id, **kwargs)
-        if store.name is None:  # stores built from config do not always record their name
-            store.name = self.name or config.store
         return store
