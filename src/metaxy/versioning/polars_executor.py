@@ -75,11 +75,7 @@ def sample_hash_expr(struct_col: str, struct_keys: Sequence[str], algorithm: Has
 def latest_rows(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
     """The latest row per id: greatest ``coalesce(deleted_at, updated_at)``, ties broken by the
     greater data version, then the greater provenance."""
-    order = [
-        pl.coalesce(c.DELETED_AT, c.UPDATED_AT),
-        pl.col(c.DATA_VERSION),
-        pl.col(c.PROVENANCE),
-    ]
+    order = [pl.coalesce(c.DELETED_AT, c.UPDATED_AT), pl.col(c.DATA_VERSION), pl.col(c.PROVENANCE)]
     return lf.sort(order, descending=True, nulls_last=True).unique(
         subset=list(id_columns), keep="first", maintain_order=False
     )
