@@ -69,7 +69,13 @@ def _duckdb_store(round_dir: Path, hash_algorithm: str) -> Any:
     return DuckDBMetadataStore(round_dir / "bench.duckdb", hash_algorithm=hash_algorithm, auto_create_tables=True)
 
 
-STORES: dict[str, StoreFactory] = {"duckdb": _duckdb_store}
+def _delta_store(round_dir: Path, hash_algorithm: str) -> Any:
+    from metaxy.ext.delta import DeltaMetadataStore
+
+    return DeltaMetadataStore(round_dir / "lake", hash_algorithm=hash_algorithm)
+
+
+STORES: dict[str, StoreFactory] = {"duckdb": _duckdb_store, "delta": _delta_store}
 
 
 # ----------------------------------------------------------- metaxy worker (child)

@@ -9,11 +9,11 @@ lineage) and, per downstream field, the exact ``|``-joined string whose hash is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from metaxy.errors import InvalidRenameError
+from metaxy.errors import ColumnCollisionError, DependencyError, InvalidRenameError
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.graph import FeatureGraph
@@ -96,6 +96,24 @@ class DepPlan:
     def all_renames(self) -> dict[str, str]:
         return {**self.rename, **self.system_rename}
 
+    def check_stored_columns(self, names: Sequence[str]) -> None:
+        """Raise ``DependencyError`` unless the upstream's stored columns allow this dep."""
+        missing = [col for col in (*self.rename, *c.VERSIONING_COLUMNS) if col not in names]
+        if missing:
+            raise DependencyError(
+                f"Upstream '{self.feature}' has no column(s) {missing}. Available: {list(names)}. "
+                "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
+            )
+
+    def check_selected(self, wanted: Sequence[str], names: Sequence[str]) -> None:
+        """Raise ``DependencyError`` if ``select`` names columns the renamed upstream lacks."""
+        absent = [col for col in wanted if col not in names]
+        if absent:
+            raise DependencyError(
+                f"FeatureDep on '{self.feature}' selects {absent}, which the upstream does not have "
+                f"(after renames). Available: {list(names)}. Hint: fix `select` (it uses post-rename names)."
+            )
+
 
 @dataclass(frozen=True)
 class ResolvePlan:
@@ -129,6 +147,22 @@ class ResolvePlan:
     @property
     def system_upstream_columns(self) -> frozenset[str]:
         return frozenset(col for d in self.deps for col in d.versioning_columns)
+
+    def check_collisions(self, columns: Sequence[Sequence[str]]) -> None:
+        """Raise ``ColumnCollisionError`` if two prepared upstreams (their columns given in dep
+        order) share a column other than the join keys."""
+        seen: dict[str, int] = {}
+        for dep, names in zip(self.deps, columns, strict=True):
+            for col in names:
+                if col in self.join_keys:
+                    continue
+                if col in seen:
+                    raise ColumnCollisionError(
+                        f"Found column collisions while joining the upstreams of '{self.feature}': column '{col}' "
+                        f"comes from both '{self.deps[seen[col]].feature}' and '{dep.feature}'. "
+                        "Hint: drop it with `select` or rename it with `rename` in one FeatureDep."
+                    )
+                seen[col] = dep.index
 
 
 def compile_plan(graph: FeatureGraph, key: Any) -> ResolvePlan:

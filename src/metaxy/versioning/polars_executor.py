@@ -15,8 +15,6 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the .chash / .nchash expression namespaces)
 
 from metaxy.errors import (
-    ColumnCollisionError,
-    DependencyError,
     HashAlgorithmNotSupportedError,
     MetadataSchemaError,
 )
@@ -87,12 +85,7 @@ def latest_rows(lf: pl.LazyFrame, id_columns: Sequence[str]) -> pl.LazyFrame:
 def prepare_upstream(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, length: int) -> pl.LazyFrame:
     """Drop lifecycle columns, rename, filter, select and apply lineage to one upstream."""
     names = lf.collect_schema().names()
-    missing = [col for col in (*dep.rename, *c.VERSIONING_COLUMNS) if col not in names]
-    if missing:
-        raise DependencyError(
-            f"Upstream '{dep.feature}' has no column(s) {missing}. Available: {names}. "
-            "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
-        )
+    dep.check_stored_columns(names)
     lf = lf.drop([col for col in UPSTREAM_DROPPED if col in names]).rename(dep.all_renames)
     keys = dep.field_struct_keys
     lf = structs_from_maps(lf, {dep.data_version_by_field: keys, dep.provenance_by_field: keys})
@@ -100,12 +93,7 @@ def prepare_upstream(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, l
         lf = lf.filter(f.to_polars())
     if dep.select is not None:
         present = lf.collect_schema().names()
-        absent = [col for col in dep.select if col not in present]
-        if absent:
-            raise DependencyError(
-                f"FeatureDep on '{dep.feature}' selects {absent}, which the upstream does not have "
-                f"(after renames). Available: {present}. Hint: fix `select` (it uses post-rename names)."
-            )
+        dep.check_selected(dep.select, present)
         lf = lf.select(list(dep.select))
     if dep.lineage.is_aggregation:
         lf = _aggregate(dep, lf, algorithm, length)
@@ -144,18 +132,7 @@ def _aggregate(dep: DepPlan, lf: pl.LazyFrame, algorithm: HashAlgorithm, length:
 def join_upstreams(plan: ResolvePlan, prepared: Sequence[pl.LazyFrame]) -> pl.LazyFrame:
     """Inner-join required deps (optional ones left-join); full-join when every dep is optional."""
     keys = list(plan.join_keys)
-    seen: dict[str, int] = {}
-    for dep, lf in zip(plan.deps, prepared, strict=True):
-        for col in lf.collect_schema().names():
-            if col in keys:
-                continue
-            if col in seen:
-                raise ColumnCollisionError(
-                    f"Found column collisions while joining the upstreams of '{plan.feature}': column '{col}' "
-                    f"comes from both '{plan.deps[seen[col]].feature}' and '{dep.feature}'. "
-                    "Hint: drop it with `select` or rename it with `rename` in one FeatureDep."
-                )
-            seen[col] = dep.index
+    plan.check_collisions([lf.collect_schema().names() for lf in prepared])
     order = sorted(range(len(plan.deps)), key=lambda i: plan.deps[i].optional)
     acc = prepared[order[0]]
     for i in order[1:]:

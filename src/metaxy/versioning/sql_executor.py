@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from metaxy.errors import ColumnCollisionError, DependencyError, HashAlgorithmNotSupportedError
+from metaxy.errors import HashAlgorithmNotSupportedError
 from metaxy.models import constants as c
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
@@ -163,12 +163,7 @@ def _cols(d: SqlDialect, names: Sequence[str], alias: str | None = None) -> str:
 def _prepare(
     d: SqlDialect, dep: DepPlan, src: SqlSource, algorithm: HashAlgorithm, length: int
 ) -> tuple[str, tuple[str, ...]]:
-    missing = [col for col in (*dep.rename, *c.VERSIONING_COLUMNS) if col not in src.columns]
-    if missing:
-        raise DependencyError(
-            f"Upstream '{dep.feature}' has no column(s) {missing}. Available: {list(src.columns)}. "
-            "Hint: check the FeatureDep's rename, and that the upstream was written by metaxy."
-        )
+    dep.check_stored_columns(src.columns)
     kept = [col for col in src.columns if col not in UPSTREAM_DROPPED]
     # Only the data-version struct feeds the hashes: the other versioning columns of an upstream are
     # never read after the join, so they are not even de-duplicated (aggregation rebuilds them).
@@ -186,12 +181,7 @@ def _prepare(
         sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql(_sqlglot_dialect(d))}"
     if dep.select is not None:
         wanted = [col for col in dep.select if col in cols or col not in dep.versioning_columns]
-        absent = [col for col in wanted if col not in cols]
-        if absent:
-            raise DependencyError(
-                f"FeatureDep on '{dep.feature}' selects {absent}, which the upstream does not have "
-                f"(after renames). Available: {list(cols)}. Hint: fix `select` (it uses post-rename names)."
-            )
+        dep.check_selected(wanted, cols)
         cols = tuple(wanted)
         sql = f"SELECT {_cols(d, cols)} FROM ({sql})"
     if dep.lineage.is_aggregation:
@@ -239,18 +229,7 @@ def _aggregate(
 
 def _join(d: SqlDialect, plan: ResolvePlan, prepared: list[tuple[str, tuple[str, ...]]]) -> tuple[str, tuple[str, ...]]:
     keys = list(plan.join_keys)
-    seen: dict[str, int] = {}
-    for dep, (_, cols) in zip(plan.deps, prepared, strict=True):
-        for col in cols:
-            if col in keys:
-                continue
-            if col in seen:
-                raise ColumnCollisionError(
-                    f"Found column collisions while joining the upstreams of '{plan.feature}': column '{col}' "
-                    f"comes from both '{plan.deps[seen[col]].feature}' and '{dep.feature}'. "
-                    "Hint: drop it with `select` or rename it with `rename` in one FeatureDep."
-                )
-            seen[col] = dep.index
+    plan.check_collisions([cols for _, cols in prepared])
     order = sorted(range(len(plan.deps)), key=lambda i: plan.deps[i].optional)
     first = order[0]
     select: list[str] = []
