@@ -37,13 +37,9 @@ from metaxy.models import (
     LineageRelationship,
     SpecialFieldDep,
     ValidatedFeatureKey,
-    ValidatedFeatureKeyAdapter,
     ValidatedFeatureKeySequence,
-    ValidatedFeatureKeySequenceAdapter,
     ValidatedFieldKey,
-    ValidatedFieldKeyAdapter,
     ValidatedFieldKeySequence,
-    ValidatedFieldKeySequenceAdapter,
     coerce_to_feature_key,
     current_graph,
     get_feature_by_key,
@@ -69,6 +65,10 @@ if TYPE_CHECKING:
 
 # Names resolved on first access, so ``import metaxy`` stays light.
 _LAZY: dict[str, str] = {
+    "ValidatedFeatureKeyAdapter": "metaxy.models.keys",
+    "ValidatedFeatureKeySequenceAdapter": "metaxy.models.keys",
+    "ValidatedFieldKeyAdapter": "metaxy.models.keys",
+    "ValidatedFieldKeySequenceAdapter": "metaxy.models.keys",
     "MetaxyConfig": "metaxy.config",
     "StoreConfig": "metaxy.config",
     "init": "metaxy.config",

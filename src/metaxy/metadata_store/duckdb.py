@@ -547,6 +547,10 @@ def _to_polars(rel: Any) -> pl.DataFrame:
     return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
 
 
+def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
+    return value if isinstance(value, pl.DataFrame) else value.to_frame()
+
+
 def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
     """Run a resolve statement and stream its Arrow batches into one Polars frame.
 
@@ -557,7 +561,6 @@ def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
     q = DuckDBDialect().quote
     copies = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
     reader = conn.sql(f"SELECT * EXCLUDE ({', '.join(q(col) for col in copies)}) FROM ({sql})").to_arrow_reader()
-    chunks = [pl.from_arrow(batch) for batch in reader]
-    df = pl.concat(chunks, rechunk=False) if chunks else pl.from_arrow(reader.schema.empty_table())
-    assert isinstance(df, pl.DataFrame)
+    chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
+    df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
     return df.with_columns(pl.col(src).alias(dst) for dst, src in copies.items()).select(names)

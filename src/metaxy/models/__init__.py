@@ -26,16 +26,20 @@ from metaxy.models.keys import (
     FieldKey,
     FQFieldKey,
     ValidatedFeatureKey,
-    ValidatedFeatureKeyAdapter,
     ValidatedFeatureKeySequence,
-    ValidatedFeatureKeySequenceAdapter,
     ValidatedFieldKey,
-    ValidatedFieldKeyAdapter,
     ValidatedFieldKeySequence,
-    ValidatedFieldKeySequenceAdapter,
     coerce_to_feature_key,
 )
 from metaxy.models.lineage import LineageRelationship
+
+
+def __getattr__(name: str) -> object:
+    """The key TypeAdapters are built on first use (see ``metaxy.models.keys``)."""
+    from metaxy.models import keys
+
+    return getattr(keys, name)
+
 
 __all__ = [
     "AllFieldsMapping",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -32,6 +31,8 @@ def _clean_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _call_site() -> str:
+    import inspect
+
     for frame in inspect.stack()[2:]:
         module = frame.frame.f_globals.get("__name__", "")
         if not module.startswith("metaxy.models"):
@@ -46,7 +47,7 @@ class FeatureDefinition(BaseModel):
     class), :meth:`from_stored_data` or :meth:`external` (a stub for another project's feature).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     spec: FeatureSpec
     feature_schema: dict[str, Any] = Field(default_factory=dict)
@@ -76,6 +77,8 @@ class FeatureDefinition(BaseModel):
     @classmethod
     def from_feature_class(cls, feature_cls: type[BaseFeature]) -> FeatureDefinition:
         """The definition of a ``BaseFeature`` subclass (docstring fills a missing description)."""
+        import inspect
+
         spec = feature_cls.spec()
         doc = feature_cls.__dict__.get("__doc__")
         if spec.description is None and doc:

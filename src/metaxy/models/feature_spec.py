@@ -46,7 +46,7 @@ class FeatureDep(BaseModel):
         optional: left-join this upstream (missing rows give NULLs) instead of inner-joining.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     feature: ValidatedFeatureKey
     select: tuple[str, ...] | None = None
@@ -122,7 +122,7 @@ class FeatureSpec(BaseModel):
         ('video__raw', ['audio', 'frames'])
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     key: ValidatedFeatureKey
     id_columns: tuple[str, ...]

@@ -34,7 +34,7 @@ class FieldDep(BaseModel):
         fields: upstream field keys, or ``SpecialFieldDep.ALL`` (default) for all of them.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     feature: FeatureKey
     fields: list[FieldKey] | SpecialFieldDep = SpecialFieldDep.ALL
@@ -71,7 +71,7 @@ class FieldSpec(BaseModel):
             :class:`FieldDep`, or ``[]`` (default) to use each dependency's fields mapping.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     key: ValidatedFieldKey = Field(default_factory=lambda: FieldKey("default"))
     code_version: str = DEFAULT_CODE_VERSION

@@ -37,7 +37,7 @@ class FieldsMappingType(StrEnum):
 
 
 class _Mapping(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     def resolve(self, field: FieldKey, upstream_fields: Iterable[FieldKey]) -> list[FieldKey]:
         raise NotImplementedError
@@ -122,7 +122,7 @@ class FieldsMapping(BaseModel):
         [FieldKey('audio')]
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     mapping: _AnyMapping = Field(default_factory=DefaultFieldsMapping)
 

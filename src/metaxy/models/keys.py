@@ -321,7 +321,24 @@ def _coerce_field_keys(value: Any) -> list[FieldKey]:
 ValidatedFeatureKeySequence = Annotated[list[FeatureKey], BeforeValidator(_coerce_feature_keys)]
 ValidatedFieldKeySequence = Annotated[list[FieldKey], BeforeValidator(_coerce_field_keys)]
 
-ValidatedFeatureKeyAdapter: TypeAdapter[FeatureKey] = TypeAdapter(ValidatedFeatureKey)
-ValidatedFieldKeyAdapter: TypeAdapter[FieldKey] = TypeAdapter(ValidatedFieldKey)
-ValidatedFeatureKeySequenceAdapter: TypeAdapter[list[FeatureKey]] = TypeAdapter(ValidatedFeatureKeySequence)
-ValidatedFieldKeySequenceAdapter: TypeAdapter[list[FieldKey]] = TypeAdapter(ValidatedFieldKeySequence)
+_ADAPTED: dict[str, Any] = {
+    "ValidatedFeatureKeyAdapter": ValidatedFeatureKey,
+    "ValidatedFieldKeyAdapter": ValidatedFieldKey,
+    "ValidatedFeatureKeySequenceAdapter": ValidatedFeatureKeySequence,
+    "ValidatedFieldKeySequenceAdapter": ValidatedFieldKeySequence,
+}
+
+if TYPE_CHECKING:
+    ValidatedFeatureKeyAdapter: TypeAdapter[FeatureKey]
+    ValidatedFieldKeyAdapter: TypeAdapter[FieldKey]
+    ValidatedFeatureKeySequenceAdapter: TypeAdapter[list[FeatureKey]]
+    ValidatedFieldKeySequenceAdapter: TypeAdapter[list[FieldKey]]
+
+
+def __getattr__(name: str) -> Any:
+    """The ``Validated*Adapter`` TypeAdapters, built on first use (keeps ``import metaxy`` light)."""
+    if name in _ADAPTED:
+        adapter = TypeAdapter(_ADAPTED[name])
+        globals()[name] = adapter
+        return adapter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ class LineageRelationship(BaseModel):
     id columns that every child row carries).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     type: LineageType = "1:1"
     on: tuple[str, ...] | None = None

@@ -20,7 +20,7 @@ class FeatureSelection(BaseModel):
         (['demo'], ['video/raw'])
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     projects: list[str] | None = None
     keys: list[FeatureKey] | None = None
