@@ -276,3 +276,13 @@ def test_arrow_table_of_many_rows_streams_in(tmp_path: Path, graph: mx.FeatureGr
         assert store.write(Many, frame.to_arrow()) == n
         assert len(store.read(Many).collect()) == n
     assert os.path.getsize(tmp_path / "m.duckdb") > 0
+
+
+def test_tables_are_created_only_when_allowed_and_with_a_warning(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    raw, _ = _features()
+    strict = DuckDBMetadataStore(tmp_path / "strict.duckdb", auto_create_tables=False)
+    with strict.open("w"), pytest.raises(mx.errors.TableNotFoundError, match="auto_create_tables"):
+        strict.write(raw, _raw(["a"]))
+    relaxed = DuckDBMetadataStore(tmp_path / "relaxed.duckdb", auto_create_tables=True)
+    with relaxed.open("w"), pytest.warns(UserWarning, match="Creating table 'video__raw'"):
+        relaxed.write(raw, _raw(["a"]))
