@@ -644,11 +644,18 @@ class MetadataStore(ABC):
             plan, expected, current, predicate_columns=predicate_columns, skip_comparison=request.skip_comparison
         )
         present = self._present
+
+        def collect() -> Increment:
+            new, stale, orphaned = res.collect()
+            frames = (present(plan, f.lazy()).collect() for f in (new, stale, orphaned))
+            return Increment(*(nw.from_native(f, eager_only=True) for f in frames))
+
         return LazyIncrement(
             nw.from_native(present(plan, res.new)),
             nw.from_native(present(plan, res.stale)),
             nw.from_native(present(plan, res.orphaned)),
             nw.from_native(present(plan, upstream_input)) if upstream_input is not None else None,
+            collector=collect,
         )
 
     def _map_mode(self) -> bool:

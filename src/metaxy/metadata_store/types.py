@@ -3,7 +3,8 @@ and forget (``orphaned``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import narwhals as nw
@@ -74,9 +75,12 @@ class LazyIncrement:
     stale: nw.LazyFrame[Any]
     orphaned: nw.LazyFrame[Any]
     input: nw.LazyFrame[Any] | None = None
+    collector: Callable[[], Increment] | None = field(default=None, repr=False, compare=False)
 
     def collect(self) -> Increment:
         """Collect all three frames (in one pass where the backend can)."""
+        if self.collector is not None:
+            return self.collector()
         natives = [f.to_native() for f in (self.new, self.stale, self.orphaned)]
         if all(isinstance(n, pl.LazyFrame) for n in natives):
             frames = pl.collect_all(natives)
