@@ -843,7 +843,7 @@ class MetadataStore(ABC):
                 with_feature_history=with_feature_history,
                 with_sample_history=with_sample_history,
             )
-            lf = to_polars_lazy(frame.to_native() if isinstance(frame.to_native(), pl.LazyFrame) else frame.collect())
+            lf = to_polars_lazy(frame)
             ctx = self._write_context(key, None, False, keep_timestamps=True)
             marked = lf.with_columns(pl.lit(ctx.now, pl.Datetime("us", "UTC")).alias(c.DELETED_AT))
             return self._append_checked(key, normalize_write(marked, ctx))

@@ -203,8 +203,6 @@ class PolarsResolveResult:
         names = self.new.collect_schema().names()
         kinds = df.get_column(KIND)
         orphaned = df.filter(kinds == "orphaned").select(pl.col(ROW)).unnest(ROW)
-        if orphaned.width == 0:
-            orphaned = self.orphaned.clear().collect()
         return df.filter(kinds == "new").select(names), df.filter(kinds == "stale").select(names), orphaned
 
 
@@ -245,33 +243,23 @@ def resolve(
             "Hint: samples must carry the feature's id columns."
         )
     predicate = pl.any_horizontal([pl.col(p) for p in predicate_columns]) if predicate_columns else pl.lit(False)
-    stored = current.select(
-        *keys,
-        pl.col(c.PROVENANCE).alias(_STORED_PROVENANCE),
-        predicate.fill_null(False).alias(_PREDICATE),
-        pl.lit(True).alias(_MATCHED),
-    )
-    joined = expected.join(stored, on=keys, how="left", nulls_equal=False)
-    helpers = [_MATCHED, _STORED_PROVENANCE, _PREDICATE]
-    new = joined.filter(pl.col(_MATCHED).is_null()).drop(helpers)
-    differs = pl.col(_STORED_PROVENANCE).is_null() | pl.col(_STORED_PROVENANCE).ne_missing(pl.col(c.PROVENANCE))
-    stale = joined.filter(pl.col(_MATCHED).is_not_null() & (differs | pl.col(_PREDICATE))).drop(helpers)
-    orphaned = current.drop(list(predicate_columns)).join(
-        expected.select(keys).unique(), on=keys, how="anti", nulls_equal=False
-    )
     stored_row = pl.struct([pl.col(n) for n in current.collect_schema().names() if n not in predicate_columns])
-    stored_with_row = current.select(
+    stored = current.select(
         *keys,
         pl.col(c.PROVENANCE).alias(_STORED_PROVENANCE),
         predicate.fill_null(False).alias(_PREDICATE),
         pl.lit(True).alias(_MATCHED),
         stored_row.alias(ROW),
     )
+    # One full join yields the three parts together (as in the SQL executor): expected rows without
+    # a stored match are new, stored rows without an expected match are orphaned, matched rows whose
+    # stored provenance differs (or that a predicate flags) are stale.
+    differs = pl.col(_STORED_PROVENANCE).is_null() | pl.col(_STORED_PROVENANCE).ne_missing(pl.col(c.PROVENANCE))
     full = expected.with_columns(pl.lit(True).alias(_EXPECTED)).join(
-        stored_with_row, on=keys, how="full", coalesce=True, nulls_equal=False
+        stored, on=keys, how="full", coalesce=True, nulls_equal=False
     )
     combined = full.filter(
-        pl.col(_MATCHED).is_null() | pl.col(_EXPECTED).is_null() | differs | pl.col(_PREDICATE).fill_null(False)
+        pl.col(_MATCHED).is_null() | pl.col(_EXPECTED).is_null() | differs | pl.col(_PREDICATE)
     ).with_columns(
         pl.when(pl.col(_MATCHED).is_null())
         .then(pl.lit("new"))
@@ -280,4 +268,7 @@ def resolve(
         .otherwise(pl.lit("stale"))
         .alias(KIND)
     )
+    new = combined.filter(pl.col(KIND) == "new").select(names)
+    stale = combined.filter(pl.col(KIND) == "stale").select(names)
+    orphaned = combined.filter(pl.col(KIND) == "orphaned").select(pl.col(ROW)).unnest(ROW)
     return PolarsResolveResult(new, stale, orphaned, expected, combined)

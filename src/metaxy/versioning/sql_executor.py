@@ -178,7 +178,7 @@ def _prepare(
         + f" FROM ({base})"
     )
     for f in dep.filters:
-        sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql(_sqlglot_dialect(d))}"
+        sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql(d.name)}"
     if dep.select is not None:
         wanted = [col for col in dep.select if col in cols or col not in dep.versioning_columns]
         dep.check_selected(wanted, cols)
@@ -192,10 +192,6 @@ def _prepare(
 def _original_ids(dep: DepPlan) -> list[str]:
     back = {v: k for k, v in dep.rename.items()}
     return [back.get(i, i) for i in dep.id_columns]
-
-
-def _sqlglot_dialect(d: SqlDialect) -> str:
-    return d.name
 
 
 def _aggregate(
