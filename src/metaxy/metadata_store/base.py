@@ -94,6 +94,7 @@ class MetadataStore(ABC):
         self._auto_create_tables = auto_create_tables
         self.materialization_id = materialization_id
         self._modes: list[AccessMode] = []
+        self._entered: list[contextlib.AbstractContextManager[MetadataStore]] = []
         self._last_now: datetime | None = None
 
     # --- construction from config ----------------------------------------------------------------
@@ -196,11 +197,14 @@ class MetadataStore(ABC):
                 self._close_backend()
 
     def __enter__(self) -> MetadataStore:
-        self._enter_cm = self.open("r")
-        return self._enter_cm.__enter__()
+        """``with store:`` opens for reading, or keeps the current mode when already open."""
+        cm = self.open(self._modes[-1] if self._modes else "r")
+        entered = cm.__enter__()
+        self._entered.append(cm)
+        return entered
 
     def __exit__(self, *exc: Any) -> None:
-        self._enter_cm.__exit__(*exc)
+        self._entered.pop().__exit__(*exc)
 
     @property
     def is_open(self) -> bool:

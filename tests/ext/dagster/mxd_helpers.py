@@ -44,3 +44,28 @@ def latest_metadata(instance: dg.DagsterInstance, key: Any) -> dict[str, Any]:
 def step_order(result: dg.ExecuteInProcessResult) -> list[str]:
     """Step keys in the order their steps started."""
     return [e.step_key for e in result.all_events if e.event_type_value == "STEP_START" and e.step_key]
+
+
+def latest_tags(instance: dg.DagsterInstance, key: Any) -> dict[str, str]:
+    """The tags of the latest materialization of ``key``."""
+    mats = materializations(instance, key)
+    assert mats, f"no materialization of {key}"
+    return dict(mats[-1].tags or {})
+
+
+def observations(instance: dg.DagsterInstance, key: Any) -> list[dg.AssetObservation]:
+    """The observations of ``key`` recorded in ``instance``, oldest first."""
+    records = instance.fetch_observations(dg.AssetKey.from_coercible(key), limit=100, ascending=True).records
+    return [r.asset_observation for r in records if r.asset_observation is not None]
+
+
+def values(metadata: Any) -> dict[str, Any]:
+    """Raw values of an event's metadata."""
+    return {k: getattr(v, "value", v) for k, v in metadata.items()}
+
+
+def event_types(result: Any, kind: str) -> list[Any]:
+    """``(step_key, asset_key)`` of the events of ``kind`` (e.g. ``ASSET_MATERIALIZATION``), in order."""
+    return [
+        e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == kind and e.asset_key is not None
+    ]

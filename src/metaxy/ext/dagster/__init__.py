@@ -18,6 +18,13 @@ from metaxy.ext.dagster._partitions import build_partition_filter, get_partition
 from metaxy.ext.dagster._preview import build_table_preview_metadata
 from metaxy.ext.dagster._runtime import FeatureStats, compute_feature_stats, compute_stats_from_lazy_frame
 from metaxy.ext.dagster._schema import build_column_lineage, build_column_schema
+from metaxy.ext.dagster.checks import (
+    METAXY_NO_ORPHANS_CHECK,
+    METAXY_UP_TO_DATE_CHECK,
+    build_metaxy_asset_checks,
+    build_metaxy_check_specs,
+    metaxy_check_results,
+)
 from metaxy.ext.dagster.constants import (
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
     DAGSTER_METAXY_INFO_METADATA_KEY,
@@ -28,9 +35,16 @@ from metaxy.ext.dagster.constants import (
     METAXY_DAGSTER_METADATA_KEY,
 )
 from metaxy.ext.dagster.errors import MetaxyDagsterError, MetaxyIOManagerError
+from metaxy.ext.dagster.helpers import DeleteMetadataConfig, delete, feature_to_dagster_type, select_metaxy_assets
 from metaxy.ext.dagster.io_manager import MetaxyIOManager, MetaxyOutput
 from metaxy.ext.dagster.metaxify import metaxify
+from metaxy.ext.dagster.observation import (
+    build_metaxy_multi_observation_job,
+    build_metaxy_observation_job,
+    observable_metaxy_asset,
+)
 from metaxy.ext.dagster.resources import MetaxyStoreFromConfigResource
+from metaxy.ext.dagster.utils import generate_materialize_results, generate_observe_results, generate_outputs
 
 
 def _register_library() -> None:
@@ -55,6 +69,9 @@ __all__ = [
     "DAGSTER_METAXY_PARTITION_METADATA_KEY",
     "DAGSTER_METAXY_PROJECT_TAG_KEY",
     "METAXY_DAGSTER_METADATA_KEY",
+    "METAXY_NO_ORPHANS_CHECK",
+    "METAXY_UP_TO_DATE_CHECK",
+    "DeleteMetadataConfig",
     "FeatureStats",
     "MetaxyDagsterError",
     "MetaxyIOManager",
@@ -65,10 +82,22 @@ __all__ = [
     "build_column_schema",
     "build_feature_event_tags",
     "build_feature_info_metadata",
+    "build_metaxy_asset_checks",
+    "build_metaxy_check_specs",
+    "build_metaxy_multi_observation_job",
+    "build_metaxy_observation_job",
     "build_partition_filter",
     "build_table_preview_metadata",
     "compute_feature_stats",
     "compute_stats_from_lazy_frame",
+    "delete",
+    "feature_to_dagster_type",
+    "generate_materialize_results",
+    "generate_observe_results",
+    "generate_outputs",
     "get_partition_filter",
     "metaxify",
+    "metaxy_check_results",
+    "observable_metaxy_asset",
+    "select_metaxy_assets",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "build_metaxy_partition_filter",
     "build_partition_filter",
     "get_partition_filter",
+    "partition_by_of",
     "partition_filters",
     "partition_keys_of",
 ]
@@ -48,6 +49,12 @@ def build_metaxy_partition_filter(slice_filter: Mapping[str, Any] | None) -> lis
         else:
             out.append(nw.col(column) == value)
     return out
+
+
+def partition_by_of(metadata: Mapping[str, Any] | None) -> PartitionBy | None:
+    """The ``partition_by`` entry of asset metadata (a column, or ``{dimension: column}``), or None."""
+    value = (metadata or {}).get(DAGSTER_METAXY_PARTITION_KEY)
+    return getattr(value, "value", value)
 
 
 def partition_keys_of(context: Any) -> list[str] | None:

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import dagster as dg
 import narwhals as nw
+import polars as pl
+import polars_hash  # noqa: F401  (registers the .nchash expression namespace)
 
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
@@ -66,34 +68,71 @@ def compute_row_count(lazy: Any) -> int:
     return int(frame.select(nw.len()).collect().item(0, 0))
 
 
-def compute_stats_from_lazy_frame(lazy: Any) -> FeatureStats:
-    """Row count and data version of a feature frame in one aggregate query.
+def compute_stats_from_lazy_frame(lazy: Any, id_columns: Sequence[str] | None = None) -> FeatureStats:
+    """Row count and content-derived data version of a feature frame, in one aggregate query.
 
-    The data version hashes the row count, the range of ``metaxy_updated_at`` (every write gets
-    a new timestamp) and the range of ``metaxy_data_version``, so additions, deletions and
-    rewrites all change it; the same stored state always gives the same version, on every
-    backend. An empty frame gives ``DataVersion("empty")``.
+    Each row is hashed (md5 of its id columns and ``metaxy_data_version``); the version is a
+    digest of the row count and the sums of two 32-bit slices of those hashes. Sums do not depend
+    on row order, so the same rows give the same version on every backend (Polars and DuckDB
+    compute the identical md5), and adding, deleting or re-versioning any sample changes it.
+    An empty frame gives ``DataVersion("empty")``.
+
+    Args:
+        lazy: a narwhals-compatible frame (eager or lazy) with ``metaxy_data_version``.
+        id_columns: the feature's id columns (default: none, rows are identified by their data
+            version alone).
     """
     frame = nw.from_native(lazy)
     if isinstance(frame, nw.DataFrame):
         frame = frame.lazy()
-    names = set(frame.collect_schema().names())
-    aggs = [nw.len().alias("n")]
-    for col in (c.UPDATED_AT, c.CREATED_AT, c.DATA_VERSION):
-        if col in names:
-            aggs += [nw.col(col).min().alias(f"min_{col}"), nw.col(col).max().alias(f"max_{col}")]
-    row = frame.select(*aggs).collect().rows(named=True)[0]
-    count = int(row["n"])
+    names = frame.collect_schema().names()
+    columns = [col for col in (*(id_columns or ()), c.DATA_VERSION) if col in names]
+    count, low, high = _content_sums(frame, columns)
     if count == 0:
         return FeatureStats(0, dg.DataVersion(EMPTY_DATA_VERSION))
-    digest = hashlib.sha256("|".join(f"{k}={row[k]}" for k in sorted(row)).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{count}:{low}:{high}:{','.join(columns)}".encode()).hexdigest()[:16]
     return FeatureStats(count, dg.DataVersion(digest))
+
+
+_SEPARATOR = "\x1f"
+
+
+def _content_sums(frame: nw.LazyFrame[Any], columns: Sequence[str]) -> tuple[int, int, int]:
+    """``(rows, sum of hash[0:8], sum of hash[8:16])`` with hash = md5 of the columns joined by US."""
+    native = frame.to_native()
+    if type(native).__module__.startswith("duckdb"):
+        return _duckdb_sums(native, columns)
+    if not isinstance(native, pl.LazyFrame):  # any other backend: fetch only the hashed columns
+        native = frame.select(*columns).collect().to_polars().lazy() if columns else frame.collect().to_polars().lazy()
+    if not columns:
+        return int(native.select(pl.len()).collect().item()), 0, 0
+    joined = pl.concat_str([pl.col(col).cast(pl.String) for col in columns], separator=_SEPARATOR, ignore_nulls=True)
+    digest: Any = joined.nchash.md5()  # type: ignore[attr-defined]
+    row = native.select(
+        pl.len().alias("n"),
+        digest.str.slice(0, 8).str.to_integer(base=16).sum().alias("low"),
+        digest.str.slice(8, 8).str.to_integer(base=16).sum().alias("high"),
+    ).collect()
+    return int(row["n"][0]), int(row["low"][0] or 0), int(row["high"][0] or 0)
+
+
+def _duckdb_sums(relation: Any, columns: Sequence[str]) -> tuple[int, int, int]:
+    if not columns:
+        return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
+    quoted = ", ".join('CAST("{}" AS VARCHAR)'.format(col.replace('"', '""')) for col in columns)
+    digest = f"md5(concat_ws(chr(31), {quoted}))"
+    row = relation.aggregate(
+        f"count(*), coalesce(sum(('0x' || substr({digest}, 1, 8))::BIGINT), 0), "
+        f"coalesce(sum(('0x' || substr({digest}, 9, 8))::BIGINT), 0)"
+    ).fetchall()[0]
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def compute_feature_stats(store: MetadataStore, feature: Any) -> FeatureStats:
     """Open ``store`` and compute the stats of the feature's current rows."""
+    key = coerce_to_feature_key(feature)
     with store:
-        return compute_stats_from_lazy_frame(store.read(feature))
+        return compute_stats_from_lazy_frame(store.read(key), current_graph().get_feature_definition(key).id_columns)
 
 
 def _location(store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
@@ -158,7 +197,7 @@ def build_runtime_feature_metadata(
         schema = dict(whole.collect_schema())
         part_filters = partition_filters(partitions.partition_by, partitions.partitions_def, partitions.keys, schema)
     frame = whole.filter(*part_filters) if part_filters else whole
-    stats = compute_stats_from_lazy_frame(frame)
+    stats = compute_stats_from_lazy_frame(frame, current_graph().get_feature_definition(key).id_columns)
     location = _location(resolved, key)
     md: dict[str, Any] = {
         DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),

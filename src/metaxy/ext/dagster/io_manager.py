@@ -15,12 +15,11 @@ from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.keys import FeatureKey
 
 from ._features import feature_key_from_metadata, resolve_definition, slice_from_metadata
-from ._partitions import build_metaxy_partition_filter, partition_filters
-from ._runtime import PartitionSelection, build_runtime_feature_metadata, store_metadata
+from ._partitions import build_metaxy_partition_filter, partition_by_of, partition_filters
+from ._runtime import FeatureStats, PartitionSelection, build_runtime_feature_metadata, store_metadata
 from .constants import (
     DAGSTER_METAXY_ERROR_METADATA_KEY,
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_PARTITION_KEY,
     DAGSTER_METAXY_STORE_METADATA_KEY,
 )
 from .errors import MetaxyIOManagerError
@@ -45,9 +44,19 @@ def _feature_key(metadata: Mapping[str, Any] | None, what: str) -> FeatureKey:
     return key
 
 
-def _partition_by(metadata: Mapping[str, Any] | None) -> Any:
-    value = (metadata or {}).get(DAGSTER_METAXY_PARTITION_KEY)
-    return getattr(value, "value", value)
+def _set_data_version(context: dg.OutputContext, version: dg.DataVersion) -> None:
+    """Give the materialization the content data version (G13), unless the output set its own.
+
+    Dagster takes a data version cached on the step for the asset when the ``Output`` has none;
+    the IO manager reaches the step through ``OutputContext.step_context``.
+    """
+    try:
+        step = context.step_context
+    except dg.DagsterInvariantViolationError:  # an OutputContext built outside a run (unit tests)
+        return
+    if step.has_data_version(context.asset_key):
+        return
+    step.set_data_version(context.asset_key, version)
 
 
 def _detached(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -112,36 +121,45 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
             with store.open("w"):
                 written = store.write(key, obj)
             context.log.debug(f"Wrote {written} rows of feature '{key}' to {store.display()}.")
-        metadata = self._output_metadata(context, store, key)
-        already = set(context.output_metadata or {})
+        already = dict(context.output_metadata or {})
+        if obj is None and DAGSTER_METAXY_FEATURE_METADATA_KEY in already:
+            # The asset's result was described by generate_*_results / generate_outputs (G4).
+            context.log.debug(f"Metaxy metadata of '{key}' came with the result; not reading the store again.")
+            return
+        metadata, stats = self._output_metadata(context, store, key)
         context.add_output_metadata({k: v for k, v in metadata.items() if k not in already})
+        if stats is not None and context.has_asset_key:
+            _set_data_version(context, stats.data_version)
 
-    def _output_metadata(self, context: dg.OutputContext, store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
+    def _output_metadata(
+        self, context: dg.OutputContext, store: MetadataStore, key: FeatureKey
+    ) -> tuple[dict[str, Any], FeatureStats | None]:
         partitions = None
         if context.has_asset_partitions:
             partitions = PartitionSelection(
-                _partition_by(context.definition_metadata), context.asset_partitions_def, context.asset_partition_keys
+                partition_by_of(context.definition_metadata), context.asset_partitions_def, context.asset_partition_keys
             )
         try:
             with store:
-                metadata, _ = build_runtime_feature_metadata(
+                return build_runtime_feature_metadata(
                     key,
                     store,
                     partitions=partitions,
                     metaxy_partition=slice_from_metadata(context.definition_metadata),
                     run_id=context.run_id,
                 )
-            return metadata
         except FeatureNotFoundError as exc:
             context.log.warning(f"No Metaxy metadata to describe for '{key}': {exc}")
-            return {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
+            error = {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
+            return error, None
         except (MetaxyError, ValueError, TypeError, RuntimeError, OSError) as exc:
             # The rows are written; a metadata failure must show, not fail the write or vanish (G12).
             context.log.error(f"Could not build Metaxy metadata for '{key}': {type(exc).__name__}: {exc}")
-            return {
+            error = {
                 DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
                 DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}",
             }
+            return error, None
 
     # --- input ---------------------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> nw.LazyFrame[Any]:
@@ -162,7 +180,7 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
             keys = self._input_partition_keys(context)
             if keys is not None:
                 schema = dict(frame.collect_schema())
-                part = partition_filters(_partition_by(upstream_md), context.asset_partitions_def, keys, schema)
+                part = partition_filters(partition_by_of(upstream_md), context.asset_partitions_def, keys, schema)
                 if part:
                     frame = frame.filter(*part)
             frame = _detached(frame)

@@ -1,0 +1,191 @@
+"""Asset checks derived from Metaxy: is a feature up to date with its upstream? (G19)
+
+``asset_checks=mxd.build_metaxy_asset_checks(assets)`` adds, for every Metaxy asset whose
+feature has upstream features, two checks evaluated from one ``resolve_update``:
+
+* ``metaxy_up_to_date`` — no **missing** (new) or **stale** samples: every upstream sample has a
+  row whose provenance matches the current upstream and feature version;
+* ``metaxy_no_orphans`` — no stored sample whose upstream sample is gone.
+
+Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphaned``,
+``dagster/row_count``) and a few example ids as metadata. Root features (no upstream) get no
+checks: nothing can make them stale.
+"""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotations at runtime.
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import dagster as dg
+
+from metaxy.metadata_store.base import MetadataStore
+from metaxy.models.graph import current_graph
+from metaxy.models.keys import FeatureKey
+
+from ._features import feature_key_from_metadata
+from .errors import MetaxyDagsterError
+
+__all__ = [
+    "METAXY_NO_ORPHANS_CHECK",
+    "METAXY_UP_TO_DATE_CHECK",
+    "build_metaxy_asset_checks",
+    "build_metaxy_check_specs",
+    "metaxy_check_results",
+]
+
+METAXY_UP_TO_DATE_CHECK = "metaxy_up_to_date"
+METAXY_NO_ORPHANS_CHECK = "metaxy_no_orphans"
+_EXAMPLES = 5
+
+
+def build_metaxy_check_specs(asset_key: Any, *, blocking: bool = False) -> list[dg.AssetCheckSpec]:
+    """The two Metaxy check specs of one asset (for ``check_specs=`` of an asset that yields
+    :func:`metaxy_check_results` itself)."""
+    key = dg.AssetKey.from_coercible(asset_key)
+    return [
+        dg.AssetCheckSpec(
+            METAXY_UP_TO_DATE_CHECK,
+            asset=key,
+            blocking=blocking,
+            description="No missing or stale samples: every upstream sample has an up-to-date row.",
+        ),
+        dg.AssetCheckSpec(
+            METAXY_NO_ORPHANS_CHECK,
+            asset=key,
+            description="No orphaned samples: every stored sample still has its upstream samples.",
+        ),
+    ]
+
+
+def metaxy_check_results(
+    store: MetadataStore,
+    feature: Any,
+    asset_key: Any,
+    *,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+) -> list[dg.AssetCheckResult]:
+    """Evaluate both Metaxy checks of ``feature`` for ``asset_key`` (opens ``store`` if needed).
+
+    Raises:
+        MetaxyDagsterError: the feature is a root feature (no upstream to compare with).
+        FeatureNotFoundError: an upstream feature has no metadata in the store.
+    """
+    defn = current_graph().get_feature_definition(feature)
+    if not defn.spec.deps:
+        raise MetaxyDagsterError(
+            f"'{defn.key}' is a root feature: it has no upstream, so it can be neither stale nor orphaned."
+        )
+    key = dg.AssetKey.from_coercible(asset_key)
+    with store:
+        increment = store.resolve_update(defn.key)
+        rows = _stored_rows(store, defn.key)
+    counts = {"new": len(increment.new), "stale": len(increment.stale), "orphaned": len(increment.orphaned)}
+    base: dict[str, Any] = {f"metaxy/{name}": n for name, n in counts.items()}
+    base["dagster/row_count"] = rows
+    ids = defn.id_columns
+    up_to_date = counts["new"] == 0 and counts["stale"] == 0
+    no_orphans = counts["orphaned"] == 0
+    return [
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=METAXY_UP_TO_DATE_CHECK,
+            passed=up_to_date,
+            severity=severity,
+            metadata={
+                **base,
+                "metaxy/example_new": _examples(increment.new, ids),
+                "metaxy/example_stale": _examples(increment.stale, ids),
+            },
+            description=None if up_to_date else f"{counts['new']} missing and {counts['stale']} stale samples.",
+        ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=METAXY_NO_ORPHANS_CHECK,
+            passed=no_orphans,
+            severity=severity,
+            metadata={**base, "metaxy/example_orphaned": _examples(increment.orphaned, ids)},
+            description=None if no_orphans else f"{counts['orphaned']} orphaned samples.",
+        ),
+    ]
+
+
+def _stored_rows(store: MetadataStore, key: FeatureKey) -> int:
+    from metaxy.errors import FeatureNotFoundError
+
+    from ._runtime import compute_row_count
+
+    try:
+        return compute_row_count(store.read(key))
+    except FeatureNotFoundError:
+        return 0
+
+
+def _examples(frame: Any, ids: Sequence[str]) -> str:
+    rows = frame.select(*ids).head(_EXAMPLES).rows()
+    return ", ".join("/".join(str(v) for v in row) for row in rows)
+
+
+def _metaxy_assets(assets: Iterable[Any]) -> Iterator[tuple[dg.AssetKey, FeatureKey]]:
+    for item in assets:
+        if isinstance(item, dg.AssetsDefinition):
+            specs: Iterable[dg.AssetSpec] = item.specs
+        elif isinstance(item, dg.AssetSpec):
+            specs = [item]
+        elif isinstance(item, dg.SourceAsset):
+            continue
+        else:
+            raise TypeError(f"Expected AssetsDefinition or AssetSpec items, got {type(item).__name__}.")
+        for spec in specs:
+            feature = feature_key_from_metadata(spec.metadata)
+            if feature is not None:
+                yield spec.key, feature
+
+
+def build_metaxy_asset_checks(
+    assets: Iterable[Any],
+    *,
+    store_resource_key: str = "store",
+    blocking: bool = False,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+) -> list[dg.AssetChecksDefinition]:
+    """Metaxy checks for every Metaxy asset in ``assets`` whose feature has upstream features.
+
+    Args:
+        assets: asset definitions or specs (others than Metaxy assets are ignored).
+        store_resource_key: the resource holding the metadata store.
+        blocking: make ``metaxy_up_to_date`` blocking (downstream assets wait for it to pass).
+        severity: severity of a failed check.
+
+    Returns:
+        One ``AssetChecksDefinition`` per asset (both checks, one ``resolve_update``).
+
+    Example:
+        >>> defs = dg.Definitions(assets=assets, asset_checks=mxd.build_metaxy_asset_checks(assets))  # doctest: +SKIP
+    """
+    out = []
+    graph = current_graph()
+    for asset_key, feature in _metaxy_assets(assets):
+        if not graph.get_feature_definition(feature).spec.deps:
+            continue
+        out.append(_checks_for(asset_key, feature, store_resource_key, blocking, severity))
+    return out
+
+
+def _checks_for(
+    asset_key: dg.AssetKey,
+    feature: FeatureKey,
+    store_resource_key: str,
+    blocking: bool,
+    severity: dg.AssetCheckSeverity,
+) -> dg.AssetChecksDefinition:
+    @dg.multi_asset_check(
+        name=f"metaxy_checks_{asset_key.to_python_identifier()}",
+        specs=build_metaxy_check_specs(asset_key, blocking=blocking),
+        required_resource_keys={store_resource_key},
+    )
+    def _evaluate(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        store = getattr(context.resources, store_resource_key)
+        yield from metaxy_check_results(store, feature, asset_key, severity=severity)
+
+    return _evaluate

@@ -1,0 +1,413 @@
+"""Dagster events from Metaxy: materialize / observe results and graph-op outputs (spec §6-§9).
+
+* :func:`generate_materialize_results` / :func:`generate_observe_results` describe the features
+  behind the assets a step computes — only the run's **selected** assets (G2), upstream first,
+  with row counts, the store, a preview, ``metaxy/materialized_in_run`` (distinct samples, within
+  the partition and slice, G14) and a content-derived data version (G13). In an ``@asset`` /
+  ``@multi_asset`` (and in an op of a graph-backed asset) they yield ``MaterializeResult`` /
+  ``ObserveResult``; in a plain ``@op`` of a job they yield ``AssetMaterialization`` /
+  ``AssetObservation`` events carrying the data version as tags (G3).
+* :func:`generate_outputs` is for ops inside graph-backed assets (G1): it yields exactly the op's
+  selected outputs, describing those that are Metaxy assets.
+
+Metadata is built once (G4): results carry no ``value`` unless one is given, so no IO manager is
+called for nothing; a value bound for ``MetaxyIOManager`` is described by the IO manager after it
+wrote it, everything else is described here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dagster as dg
+
+from metaxy.errors import FeatureNotFoundError
+from metaxy.metadata_store.base import MetadataStore
+from metaxy.models.graph import current_graph
+from metaxy.models.keys import FeatureKey
+
+from ._features import build_feature_event_tags, build_feature_info_metadata, feature_key_from_metadata
+from ._features import slice_from_metadata as _slice_of
+from ._partitions import partition_by_of, partition_keys_of
+from ._runtime import (
+    EMPTY_DATA_VERSION,
+    FeatureStats,
+    PartitionSelection,
+    build_runtime_feature_metadata,
+    compute_feature_stats,
+    compute_row_count,
+    compute_stats_from_lazy_frame,
+)
+from .constants import (
+    DAGSTER_METAXY_ERROR_METADATA_KEY,
+    DAGSTER_METAXY_FEATURE_METADATA_KEY,
+    DAGSTER_METAXY_INFO_METADATA_KEY,
+)
+from .errors import MetaxyDagsterError
+
+__all__ = [
+    "DATA_VERSION_IS_USER_PROVIDED_TAG",
+    "DATA_VERSION_TAG",
+    "FeatureStats",
+    "build_feature_event_tags",
+    "build_feature_info_metadata",
+    "compute_feature_stats",
+    "compute_row_count",
+    "compute_stats_from_lazy_frame",
+    "generate_materialize_results",
+    "generate_observe_results",
+    "generate_outputs",
+]
+
+DATA_VERSION_TAG = "dagster/data_version"
+"""The event tag Dagster reads a data version from (``AssetObservation`` has no argument for it)."""
+DATA_VERSION_IS_USER_PROVIDED_TAG = "dagster/data_version_is_user_provided"
+
+Kind = Literal["materialize", "observe"]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One Metaxy asset a step reports on."""
+
+    spec: dg.AssetSpec
+    feature: FeatureKey
+    partitions_def: dg.PartitionsDefinition | None
+
+
+# --- public generators -----------------------------------------------------------------------
+
+
+def generate_materialize_results(
+    context: Any,
+    store: Any,
+    specs: Sequence[dg.AssetSpec] | None = None,
+    *,
+    values: Mapping[Any, Any] | None = None,
+    check_results: Sequence[dg.AssetCheckResult] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """Materialization results for the Metaxy assets this step computes, upstream first.
+
+    Use after the asset body wrote its features: ``yield from generate_materialize_results(context, store)``.
+
+    Args:
+        context: an ``AssetExecutionContext``, or an ``OpExecutionContext`` (op of a graph-backed
+            asset, or a plain op of a job — then ``specs`` are required).
+        store: the metadata store (or the store resource). Opened here if it is not open.
+        specs: the asset specs to report (default: the asset's specs). Specs without
+            ``metaxy/feature`` metadata are ignored; in an asset, unselected specs are skipped.
+        values: output values by asset key (``AssetKey``, user string) or feature key; passed as
+            ``MaterializeResult(value=...)`` — only for the keys given.
+        check_results: ``AssetCheckResult``s, routed to their ``asset_key`` (may be omitted when
+            one asset is reported).
+        tags: extra event tags.
+
+    Yields:
+        ``MaterializeResult`` in an asset, ``AssetMaterialization`` in a plain op.
+
+    Raises:
+        MetaxyDagsterError: no specs in a plain op, a value or check result for an asset that
+            is not reported, or a partition key that does not fit the partition column.
+        MetaxyError: reading the store failed (errors are not turned into empty metadata, G12).
+    """
+    yield from _generate(context, store, specs, "materialize", values, check_results, tags)
+
+
+def generate_observe_results(
+    context: Any,
+    store: Any,
+    specs: Sequence[dg.AssetSpec] | None = None,
+    *,
+    check_results: Sequence[dg.AssetCheckResult] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Any]:
+    """Observation results for Metaxy assets (e.g. in ``@multi_observable_source_asset``), upstream first.
+
+    Same arguments as :func:`generate_materialize_results` (without ``values``); yields
+    ``ObserveResult`` in an asset, ``AssetObservation`` (data version as tags) in a plain op.
+    """
+    yield from _generate(context, store, specs, "observe", None, check_results, tags)
+
+
+def generate_outputs(
+    context: Any,
+    store: Any,
+    values: Mapping[str, Any] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[dg.Output[Any]]:
+    """The outputs of an op inside a graph-backed asset, for exactly its selected outputs (G1).
+
+    ``yield from generate_outputs(context, store, {"bar_1": df1, "bar_2": df2})`` yields one
+    ``Output`` per name in ``context.selected_output_names`` (so subset runs of
+    ``can_subset=True`` graphs work, including Dagster 1.13 restricting upstream ops to the
+    outputs the subset needs). An output that is a Metaxy asset without a value (the op wrote the
+    feature itself) carries the asset's row counts, metadata and content data version; with a
+    frame value, ``MetaxyIOManager`` writes and describes it. Other outputs pass through.
+
+    Args:
+        context: the op's ``OpExecutionContext``.
+        store: the metadata store (or resource), used for Metaxy outputs without a value.
+        values: values by op output name (missing: None).
+        tags: extra event tags for Metaxy outputs.
+
+    Raises:
+        MetaxyDagsterError: not inside an op, or ``values`` names an output the op does not have.
+    """
+    op_ctx = _op_context(context)
+    names = [out.name for out in op_ctx.op_def.output_defs]
+    unknown = sorted(set(values or {}) - set(names))
+    if unknown:
+        raise MetaxyDagsterError(
+            f"generate_outputs: op '{op_ctx.op_def.name}' has no output(s) {unknown} (outputs: {', '.join(names)})."
+        )
+    selected = set(op_ctx.selected_output_names)
+    assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
+    for name in names:
+        if name not in selected:
+            continue
+        value = (values or {}).get(name)
+        target = _output_target(op_ctx, assets_def, name)
+        if target is None or value is not None:
+            yield dg.Output(value, output_name=name, tags=_event_tags(target, tags) if target else None)
+            continue
+        md, stats = _describe(op_ctx, store, target)
+        yield dg.Output(
+            None,
+            output_name=name,
+            metadata=md,
+            data_version=stats.data_version,
+            tags=_event_tags(target, tags),
+        )
+
+
+# --- implementation --------------------------------------------------------------------------
+
+
+def _op_context(context: Any) -> dg.OpExecutionContext:
+    if isinstance(context, dg.AssetExecutionContext):
+        return context.op_execution_context
+    if isinstance(context, dg.OpExecutionContext):
+        return context
+    raise MetaxyDagsterError(
+        f"Expected a Dagster AssetExecutionContext or OpExecutionContext, got {type(context).__name__}. "
+        "Hint: pass the `context` argument of your asset or op."
+    )
+
+
+def _store(store: Any) -> MetadataStore:
+    if isinstance(store, MetadataStore):
+        return store
+    get_store = getattr(store, "get_store", None)  # an unresolved MetaxyStoreFromConfigResource
+    if callable(get_store):
+        resolved: MetadataStore = get_store()
+        return resolved
+    raise MetaxyDagsterError(
+        f"Expected a Metaxy MetadataStore (or MetaxyStoreFromConfigResource), got {type(store).__name__}."
+    )
+
+
+def _targets(op_ctx: dg.OpExecutionContext, specs: Sequence[dg.AssetSpec] | None) -> list[_Target]:
+    assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
+    if specs is None:
+        if assets_def is None:
+            raise MetaxyDagsterError(
+                "specs must be provided when using an OpExecutionContext outside an asset (a plain @op). "
+                "Hint: pass specs=[dg.AssetSpec('my/asset', metadata={'metaxy/feature': 'my/feature'})]."
+            )
+        specs = list(assets_def.specs)
+    keys = _step_asset_keys(op_ctx, assets_def)
+    out = []
+    for spec in specs:
+        feature = feature_key_from_metadata(spec.metadata)
+        if feature is None or (keys is not None and spec.key not in keys):
+            continue
+        current_graph().get_feature_definition(feature)  # unknown features fail here, naming the key
+        partitions_def = assets_def.partitions_def if assets_def is not None else spec.partitions_def
+        out.append(_Target(spec, feature, partitions_def))
+    order = {k: i for i, k in enumerate(current_graph().topological_sort_features({t.feature for t in out}))}
+    return sorted(out, key=lambda t: order[t.feature])  # stable: specs of one feature keep their order
+
+
+def _step_asset_keys(op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None) -> set[dg.AssetKey] | None:
+    """The asset keys this step may report: the selected assets produced by this op (None: any)."""
+    if assets_def is None:
+        return None
+    selected = set(op_ctx.selected_asset_keys)
+    if isinstance(assets_def.node_def, dg.GraphDefinition):  # an op inside a graph-backed asset
+        own = {_asset_key_for_output(op_ctx, out.name) for out in op_ctx.op_def.output_defs}
+        selected &= {k for k in own if k is not None}
+    return selected
+
+
+def _asset_key_for_output(op_ctx: dg.OpExecutionContext, name: str) -> dg.AssetKey | None:
+    try:
+        return op_ctx.asset_key_for_output(name)
+    except dg.DagsterInvariantViolationError:  # an intermediate output of a graph-backed asset
+        return None
+
+
+def _output_target(op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None, name: str) -> _Target | None:
+    if assets_def is None:
+        return None
+    key = _asset_key_for_output(op_ctx, name)
+    if key is None:
+        return None
+    spec = assets_def.specs_by_key[key]
+    feature = feature_key_from_metadata(spec.metadata)
+    return None if feature is None else _Target(spec, feature, assets_def.partitions_def)
+
+
+def _event_tags(target: _Target, extra: Mapping[str, str] | None) -> dict[str, str]:
+    return {**build_feature_event_tags(target.feature), **(extra or {})}
+
+
+def _describe(op_ctx: dg.OpExecutionContext, store: Any, target: _Target) -> tuple[dict[str, Any], FeatureStats]:
+    """Event metadata and stats of one target; a feature never written reports 0 rows."""
+    resolved = _store(store)
+    metadata = target.spec.metadata or {}
+    partition_by = partition_by_of(metadata)
+    keys = partition_keys_of(op_ctx) if target.partitions_def is not None or partition_by else None
+    partitions = PartitionSelection(partition_by, target.partitions_def, keys) if keys is not None else None
+    run_id = resolved.materialization_id or op_ctx.run_id
+    try:
+        with resolved:
+            return build_runtime_feature_metadata(
+                target.feature, resolved, partitions=partitions, metaxy_partition=_slice_of(metadata), run_id=run_id
+            )
+    except FeatureNotFoundError as exc:
+        # Not an empty table: no table at all. Reported as 0 rows *with* the reason (G12).
+        op_ctx.log.warning(f"Feature '{target.feature}' has no metadata in {resolved.display()}: reporting 0 rows.")
+        md = {
+            DAGSTER_METAXY_FEATURE_METADATA_KEY: target.feature.to_string(),
+            DAGSTER_METAXY_INFO_METADATA_KEY: build_feature_info_metadata(target.feature),
+            DAGSTER_METAXY_ERROR_METADATA_KEY: f"Feature not found: {exc}",
+            "dagster/row_count": 0,
+        }
+        return md, FeatureStats(0, dg.DataVersion(EMPTY_DATA_VERSION))
+
+
+def _route_checks(
+    targets: Sequence[_Target], check_results: Sequence[dg.AssetCheckResult] | None
+) -> dict[dg.AssetKey, list[dg.AssetCheckResult]]:
+    routed: dict[dg.AssetKey, list[dg.AssetCheckResult]] = {}
+    keys = [t.spec.key for t in targets]
+    for result in check_results or ():
+        key = result.asset_key
+        if key is None:
+            if len(keys) != 1:
+                raise MetaxyDagsterError(
+                    f"Check result '{result.check_name}' has no asset_key, but {len(keys)} assets are reported "
+                    f"({', '.join(k.to_user_string() for k in keys)}). Hint: set AssetCheckResult(asset_key=...)."
+                )
+            key = keys[0]
+        if key not in keys:
+            raise MetaxyDagsterError(
+                f"Check result '{result.check_name}' is for asset '{key.to_user_string()}', which this step does not "
+                f"report (reported: {', '.join(k.to_user_string() for k in keys) or 'none'})."
+            )
+        routed.setdefault(key, []).append(result)
+    return routed
+
+
+def _route_values(targets: Sequence[_Target], values: Mapping[Any, Any] | None) -> dict[dg.AssetKey, Any]:
+    routed: dict[dg.AssetKey, Any] = {}
+    for given, value in (values or {}).items():
+        matches = [t.spec.key for t in targets if _names(t, given)]
+        if len(matches) != 1:
+            reported = ", ".join(t.spec.key.to_user_string() for t in targets) or "none"
+            why = "matches no" if not matches else "matches several"
+            raise MetaxyDagsterError(f"values key {given!r} {why} reported asset (reported: {reported}).")
+        routed[matches[0]] = value
+    return routed
+
+
+def _names(target: _Target, given: Any) -> bool:
+    if isinstance(given, dg.AssetKey):
+        return given == target.spec.key
+    if isinstance(given, FeatureKey):
+        return given == target.feature
+    text = str(given)
+    return text in (target.spec.key.to_user_string(), target.feature.to_string())
+
+
+def _written_by_metaxy_io_manager(op_ctx: dg.OpExecutionContext, key: dg.AssetKey) -> bool:
+    from .io_manager import MetaxyIOManager
+
+    assets_def = op_ctx.assets_def
+    if isinstance(assets_def.node_def, dg.GraphDefinition):
+        return False
+    output = assets_def.get_output_name_for_asset_key(key)
+    io_key = op_ctx.op_def.output_def_named(output).io_manager_key
+    return isinstance(getattr(op_ctx.resources, io_key, None), MetaxyIOManager)
+
+
+def _generate(
+    context: Any,
+    store: Any,
+    specs: Sequence[dg.AssetSpec] | None,
+    kind: Kind,
+    values: Mapping[Any, Any] | None,
+    check_results: Sequence[dg.AssetCheckResult] | None,
+    tags: Mapping[str, str] | None,
+) -> Iterator[Any]:
+    op_ctx = _op_context(context)
+    targets = _targets(op_ctx, specs)
+    checks = _route_checks(targets, check_results)
+    routed_values = _route_values(targets, values)
+    in_asset = op_ctx.has_assets_def
+    if not in_asset and (checks or routed_values):
+        raise MetaxyDagsterError(
+            "values and check_results need an asset context: a plain @op can only log events. "
+            "Hint: make the op an @asset or part of a graph-backed asset."
+        )
+    for target in targets:
+        key = target.spec.key
+        event_tags = _event_tags(target, tags)
+        if key in routed_values and _written_by_metaxy_io_manager(op_ctx, key):
+            # MetaxyIOManager writes the value, then describes the feature and sets the data version.
+            yield dg.MaterializeResult(
+                asset_key=key, value=routed_values[key], tags=event_tags, check_results=checks.get(key)
+            )
+            continue
+        md, stats = _describe(op_ctx, store, target)
+        if in_asset and kind == "materialize":
+            extra: dict[str, Any] = {"value": routed_values[key]} if key in routed_values else {}
+            yield dg.MaterializeResult(
+                asset_key=key,
+                metadata=md,
+                data_version=stats.data_version,
+                tags=event_tags,
+                check_results=checks.get(key),
+                **extra,
+            )
+        elif in_asset:
+            yield dg.ObserveResult(
+                asset_key=key,
+                metadata=md,
+                data_version=stats.data_version,
+                tags=event_tags,
+                check_results=checks.get(key),
+            )
+        else:
+            partitions = partition_keys_of(op_ctx) if target.partitions_def is not None else None
+            yield from _plain_op_events(kind, key, md, stats, event_tags, partitions)
+
+
+def _plain_op_events(
+    kind: Kind,
+    key: dg.AssetKey,
+    md: dict[str, Any],
+    stats: FeatureStats,
+    event_tags: dict[str, str],
+    partitions: Sequence[str | None] | None,
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+    versioned = {**event_tags, DATA_VERSION_TAG: stats.data_version.value or EMPTY_DATA_VERSION}
+    if kind == "materialize":
+        versioned[DATA_VERSION_IS_USER_PROVIDED_TAG] = "true"
+    event = dg.AssetMaterialization if kind == "materialize" else dg.AssetObservation
+    for partition in list(partitions or []) or [None]:
+        yield event(asset_key=key, metadata=md, partition=partition, tags=versioned)
