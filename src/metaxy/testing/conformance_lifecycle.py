@@ -90,8 +90,11 @@ class LifecycleConformance(ConformanceBase):
             with store:
                 with store:
                     assert id_set(store.read(clip)) == {"a"}
-                assert id_set(store.read(clip)) == {"a"}
-            assert id_set(store.read(clip)) == {"a"}
+                    assert store.mode == "w", "a nested `with store:` keeps the write mode"
+                    store.write(clip, samples(["b"]))
+                assert id_set(store.read(clip)) == {"a", "b"}
+                assert store.is_open and store.mode == "w"
+            assert id_set(store.read(clip)) == {"a", "b"}
         with pytest.raises(StoreNotOpenError, match="must be opened before use"):
             store.read(clip)
 

@@ -67,5 +67,7 @@ def values(metadata: Any) -> dict[str, Any]:
 def event_types(result: Any, kind: str) -> list[Any]:
     """``(step_key, asset_key)`` of the events of ``kind`` (e.g. ``ASSET_MATERIALIZATION``), in order."""
     return [
-        e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == kind and e.asset_key is not None
+        e.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type_value == kind and e.asset_key is not None
     ]

@@ -1,6 +1,5 @@
 """generate_materialize_results / generate_observe_results and data versions (spec §6-§9; G2-G4, G12-G14)."""
 
-
 from typing import Any
 
 import dagster as dg
@@ -106,7 +105,9 @@ def test_data_version_changes_with_any_sample_and_not_with_order(
     with store.open("w"):
         store.write(feature, root_rows(["p", "q", "r"]))
         versions.append(mxd.compute_feature_stats(store, feature))
-        store.write(feature, root_rows(["r", "q", "p"]).with_columns(value=pl.lit(0, pl.Int64)))  # same provenance, new rows
+        store.write(
+            feature, root_rows(["r", "q", "p"]).with_columns(value=pl.lit(0, pl.Int64))
+        )  # same provenance, new rows
         versions.append(mxd.compute_feature_stats(store, feature))
         changed = root_rows(["q"]).with_columns(metaxy_provenance_by_field=pl.lit({"value": "changed"}))
         store.write(feature, changed)
@@ -131,7 +132,9 @@ def test_data_version_is_identical_across_backends(
     from metaxy.metadata_store import InMemoryMetadataStore
 
     second: mx.MetadataStore = (
-        InMemoryMetadataStore() if other == "memory" else DeltaMetadataStore(tmp_path / "delta", auto_create_tables=True)
+        InMemoryMetadataStore()
+        if other == "memory"
+        else DeltaMetadataStore(tmp_path / "delta", auto_create_tables=True)
     )
     rows = root_rows([f"s{i}" for i in range(50)])
     for target, frame in ((store, rows), (second, rows.reverse())):
@@ -186,7 +189,10 @@ def test_partitioned_results_report_total_and_partition_counts(
     dg.materialize([daily], resources=resources, instance=instance, partition_key="d1")
     dg.materialize([daily], resources=resources, instance=instance, partition_key="d2")
     mats = materializations(instance, ["part", "daily"])
-    got = [(m.partition, values(m.metadata)["dagster/row_count"], values(m.metadata)["dagster/partition_row_count"]) for m in mats]
+    got = [
+        (m.partition, values(m.metadata)["dagster/row_count"], values(m.metadata)["dagster/partition_row_count"])
+        for m in mats
+    ]
     assert got == [("d1", 3, 3), ("d2", 5, 2)]
     assert len({m.tags["dagster/data_version"] for m in mats}) == 2
 
@@ -221,9 +227,9 @@ def test_backfill_range_is_reported_for_the_range(
     assert result.success
     mats = materializations(instance, ["part", "events"])
     assert sorted(m.partition for m in mats) == ["2024-01-02", "2024-01-03"]
-    assert {(values(m.metadata)["dagster/row_count"], values(m.metadata)["dagster/partition_row_count"]) for m in mats} == {
-        (4, 2)
-    }
+    assert {
+        (values(m.metadata)["dagster/row_count"], values(m.metadata)["dagster/partition_row_count"]) for m in mats
+    } == {(4, 2)}
 
 
 def test_plain_op_logs_asset_materializations_with_data_versions(
@@ -243,7 +249,10 @@ def test_plain_op_logs_asset_materializations_with_data_versions(
 
     assert write_job.execute_in_process(instance=instance).success
     assert latest_metadata(instance, A)["dagster/row_count"] == 2
-    assert latest_tags(instance, A)["dagster/data_version"] == mxd.compute_feature_stats(store, chain["a"]).data_version.value
+    assert (
+        latest_tags(instance, A)["dagster/data_version"]
+        == mxd.compute_feature_stats(store, chain["a"]).data_version.value
+    )
 
 
 def test_plain_op_without_specs_fails_with_a_clear_error(

@@ -30,7 +30,7 @@ def select_metaxy_assets(*, project: str | None = None, feature: Any = None) -> 
     """The metaxified assets of ``project`` (default: the configured project), optionally of one feature.
 
     Selects by the ``metaxy/project`` and ``metaxy/feature`` tags that ``metaxify`` sets (and keeps
-    when features add their own tags).
+    when features add their own tags), external assets (``AssetSpec``) included.
 
     Raises:
         MetaxyDagsterError: no project given and none configured.
@@ -40,10 +40,11 @@ def select_metaxy_assets(*, project: str | None = None, feature: Any = None) -> 
     project = project or MetaxyConfig.current_or_default().project
     if not project:
         raise MetaxyDagsterError("project must be specified or configured in MetaxyConfig (metaxy.toml `project`).")
-    selection = dg.AssetSelection.tag(DAGSTER_METAXY_PROJECT_TAG_KEY, project)
+    selection = dg.AssetSelection.tag(DAGSTER_METAXY_PROJECT_TAG_KEY, project, include_sources=True)
     if feature is not None:
         key = coerce_to_feature_key(feature)
-        selection = selection & dg.AssetSelection.tag(DAGSTER_METAXY_FEATURE_METADATA_KEY, key.table_name)
+        by_feature = dg.AssetSelection.tag(DAGSTER_METAXY_FEATURE_METADATA_KEY, key.table_name, include_sources=True)
+        selection = selection & by_feature
     return selection
 
 

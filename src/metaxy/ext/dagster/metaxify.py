@@ -412,17 +412,22 @@ def _replace_specs(assets_def: dg.AssetsDefinition, specs: Sequence[dg.AssetSpec
             if dep.asset_key not in produced and dep.asset_key not in inputs.values() and dep.asset_key not in needed:
                 needed.append(dep.asset_key)
     node_def = assets_def.node_def
+    names: dict[str, dg.AssetKey] = {}
     if needed:
         taken = _all_input_names(node_def)
-        names: dict[str, dg.AssetKey] = {}
         for key in needed:
             base = _INPUT_NAME.sub("_", "__".join(key.path))
             name, i = base, 2
             while name in taken or name in names:
                 name, i = f"{base}_{i}", i + 1
             names[name] = key
-        node_def = _with_nothing_inputs(node_def, list(names))
         inputs.update(names)
+    # In a subset run of a subsettable graph, Dagster restricts every op to the outputs the subset
+    # needs while still requiring the non-optional ones; ops yielding only their selected outputs
+    # (``generate_outputs``) need every output optional.
+    optional_outputs = assets_def.can_subset and isinstance(node_def, dg.GraphDefinition)
+    if names or optional_outputs:
+        node_def = _rebuilt(node_def, list(names), optional_outputs)
     optional: dict[str, Any] = {}
     if assets_def.is_external:  # observable assets: keep their execution type
         optional["execution_type"] = assets_def.execution_type
@@ -454,9 +459,13 @@ def _all_input_names(node_def: dg.NodeDefinition) -> set[str]:
     return names
 
 
-def _with_nothing_inputs(node_def: dg.NodeDefinition, names: Sequence[str]) -> dg.NodeDefinition:
-    """The node with extra ``Nothing`` inputs; for a graph, every op inside waits on them."""
+def _rebuilt(node_def: dg.NodeDefinition, names: Sequence[str], optional_outputs: bool) -> dg.NodeDefinition:
+    """The node with extra ``Nothing`` inputs (for a graph, every op inside waits on them) and,
+    if asked, every op output optional."""
     if isinstance(node_def, dg.OpDefinition):
+        outs = node_def.outs
+        if optional_outputs:
+            outs = {name: out._replace(is_required=False) for name, out in outs.items()}
         with warnings.catch_warnings():  # `version` is the only public accessor of the op's code version
             warnings.simplefilter("ignore", category=DeprecationWarning)
             code_version = node_def.version
@@ -464,7 +473,7 @@ def _with_nothing_inputs(node_def: dg.NodeDefinition, names: Sequence[str]) -> d
             compute_fn=node_def.compute_fn,
             name=node_def.name,
             ins={**node_def.ins, **{n: dg.In(dg.Nothing) for n in names}},
-            outs=node_def.outs,
+            outs=outs,
             description=node_def.description,
             config_schema=node_def.config_schema,
             required_resource_keys=node_def.required_resource_keys,
@@ -482,7 +491,7 @@ def _with_nothing_inputs(node_def: dg.NodeDefinition, names: Sequence[str]) -> d
         return dg.GraphDefinition(
             name=node_def.name,
             description=node_def.description,
-            node_defs=[_with_nothing_inputs(child, names) for child in node_def.node_defs],
+            node_defs=[_rebuilt(child, names, optional_outputs) for child in node_def.node_defs],
             dependencies=node_def.dependencies,
             input_mappings=[*node_def.input_mappings, *mappings],
             output_mappings=node_def.output_mappings,

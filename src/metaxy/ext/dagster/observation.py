@@ -145,27 +145,26 @@ def _metaxy_specs(asset: Any) -> list[tuple[dg.AssetSpec, dg.PartitionsDefinitio
     return [(spec, pd) for spec, pd in pairs if feature_key_from_metadata(spec.metadata) is not None]
 
 
-def _observe_op(op_name: str, store_resource_key: str, specs: Sequence[dg.AssetSpec], mapped: bool) -> dg.OpDefinition:
-    by_key = {spec.key.to_user_string(): spec for spec in specs}
+def _mapping_key(user_key: str) -> str:
+    return dg.AssetKey.from_user_string(user_key).to_python_identifier()
 
-    def body(context: dg.OpExecutionContext, asset_key: str | None = None) -> Any:
-        chosen = [by_key[asset_key]] if asset_key is not None else list(specs)
+
+def _observe_op(op_name: str, store_resource_key: str, specs: Sequence[dg.AssetSpec], mapped: bool) -> dg.OpDefinition:
+    """The op logging observations of ``specs``; ``mapped``: of the one spec named by the mapping key."""
+    by_mapping_key = {_mapping_key(spec.key.to_user_string()): spec for spec in specs}
+
+    @dg.op(
+        name=op_name,
+        ins={"start": dg.In(dg.Nothing)} if mapped else None,
+        out={},
+        required_resource_keys={store_resource_key},
+    )
+    def observe(context: dg.OpExecutionContext) -> Any:
+        chosen = [by_mapping_key[context.get_mapping_key() or ""]] if mapped else list(specs)
         store = getattr(context.resources, store_resource_key)
         yield from generate_observe_results(context, store, specs=chosen)
 
-    if mapped:
-
-        @dg.op(name=op_name, ins={"asset_key": dg.In(str)}, out={}, required_resource_keys={store_resource_key})
-        def observe_one(context: dg.OpExecutionContext, asset_key: str) -> Any:
-            yield from body(context, asset_key)
-
-        return observe_one
-
-    @dg.op(name=op_name, out={}, required_resource_keys={store_resource_key})
-    def observe_all(context: dg.OpExecutionContext) -> Any:
-        yield from body(context)
-
-    return observe_all
+    return observe
 
 
 def build_metaxy_observation_job(
@@ -267,7 +266,7 @@ def build_metaxy_multi_observation_job(
 
     @dg.op(
         name=f"{name}_fanout",
-        out=dg.DynamicOut(str),
+        out=dg.DynamicOut(dg.Nothing),  # the mapping key names the asset: no IO manager involved
         config_schema={"asset_keys": dg.Field([str], is_required=False, default_value=all_keys)},
     )
     def fanout(context: dg.OpExecutionContext) -> Any:
@@ -276,13 +275,13 @@ def build_metaxy_multi_observation_job(
         if unknown:
             raise MetaxyDagsterError(f"Unknown asset key(s) {unknown}; this job observes {', '.join(all_keys)}.")
         for key in wanted:
-            yield dg.DynamicOutput(key, mapping_key=dg.AssetKey.from_user_string(key).to_python_identifier())
+            yield dg.DynamicOutput(None, mapping_key=_mapping_key(key))
 
     observe = _observe_op(f"{name}_observe", store_resource_key, specs, mapped=True)
 
     @dg.graph(name=name)
     def observe_graph() -> None:
-        fanout().map(observe)
+        fanout().map(lambda started: observe(start=started))
 
     features = []
     for spec in specs:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import dagster as dg
+from dagster_shared.check import CheckError
 
 from metaxy.errors import FeatureNotFoundError
 from metaxy.metadata_store.base import MetadataStore
@@ -166,22 +167,8 @@ def generate_outputs(
         )
     selected = set(op_ctx.selected_output_names)
     assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
-    for name in names:
-        if name not in selected:
-            continue
-        value = (values or {}).get(name)
-        target = _output_target(op_ctx, assets_def, name)
-        if target is None or value is not None:
-            yield dg.Output(value, output_name=name, tags=_event_tags(target, tags) if target else None)
-            continue
-        md, stats = _describe(op_ctx, store, target)
-        yield dg.Output(
-            None,
-            output_name=name,
-            metadata=md,
-            data_version=stats.data_version,
-            tags=_event_tags(target, tags),
-        )
+    items = [(n, _output_target(op_ctx, assets_def, n), (values or {}).get(n)) for n in names if n in selected]
+    yield from _outputs(op_ctx, store, items, tags)
 
 
 # --- implementation --------------------------------------------------------------------------
@@ -246,7 +233,7 @@ def _step_asset_keys(op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinit
 def _asset_key_for_output(op_ctx: dg.OpExecutionContext, name: str) -> dg.AssetKey | None:
     try:
         return op_ctx.asset_key_for_output(name)
-    except dg.DagsterInvariantViolationError:  # an intermediate output of a graph-backed asset
+    except (dg.DagsterInvariantViolationError, CheckError):  # an intermediate output of a graph-backed asset
         return None
 
 
@@ -359,14 +346,20 @@ def _generate(
     checks = _route_checks(targets, check_results)
     routed_values = _route_values(targets, values)
     in_asset = op_ctx.has_assets_def
-    if not in_asset and (checks or routed_values):
+    graph_outputs = _graph_op_outputs(op_ctx)
+    if (not in_asset or graph_outputs is not None) and checks:
         raise MetaxyDagsterError(
-            "values and check_results need an asset context: a plain @op can only log events. "
-            "Hint: make the op an @asset or part of a graph-backed asset."
+            "check_results need an @asset or @multi_asset: a plain @op or an op inside a graph-backed asset "
+            "cannot attach them to results. Hint: yield the AssetCheckResult objects yourself."
         )
+    if not in_asset and routed_values:
+        raise MetaxyDagsterError("values need an asset context: a plain @op can only log events.")
     for target in targets:
         key = target.spec.key
         event_tags = _event_tags(target, tags)
+        if graph_outputs is not None:  # results map to graph outputs, not to this op's outputs: yield Outputs
+            yield from _outputs(op_ctx, store, [(graph_outputs[key], target, routed_values.get(key))], tags)
+            continue
         if key in routed_values and _written_by_metaxy_io_manager(op_ctx, key):
             # MetaxyIOManager writes the value, then describes the feature and sets the data version.
             yield dg.MaterializeResult(
@@ -395,6 +388,35 @@ def _generate(
         else:
             partitions = partition_keys_of(op_ctx) if target.partitions_def is not None else None
             yield from _plain_op_events(kind, key, md, stats, event_tags, partitions)
+
+
+def _graph_op_outputs(op_ctx: dg.OpExecutionContext) -> dict[dg.AssetKey, str] | None:
+    """For an op inside a graph-backed asset: its output name per asset key; else None."""
+    if not op_ctx.has_assets_def or not isinstance(op_ctx.assets_def.node_def, dg.GraphDefinition):
+        return None
+    out = {}
+    for output in op_ctx.op_def.output_defs:
+        key = _asset_key_for_output(op_ctx, output.name)
+        if key is not None:
+            out[key] = output.name
+    return out
+
+
+def _outputs(
+    op_ctx: dg.OpExecutionContext,
+    store: Any,
+    items: Sequence[tuple[str, _Target | None, Any]],
+    tags: Mapping[str, str] | None,
+) -> Iterator[dg.Output[Any]]:
+    """``Output``s of ``(output name, Metaxy target or None, value)``; targets without a value are described."""
+    for name, target, value in items:
+        if target is None or value is not None:
+            yield dg.Output(value, output_name=name, tags=_event_tags(target, tags) if target else None)
+            continue
+        md, stats = _describe(op_ctx, store, target)
+        yield dg.Output(
+            None, output_name=name, metadata=md, data_version=stats.data_version, tags=_event_tags(target, tags)
+        )
 
 
 def _plain_op_events(
