@@ -399,3 +399,54 @@ def test_asset_returning_none_with_generated_metadata_is_not_described_twice(
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("came with the result; not reading the store again" in m for m in messages)
     assert "metaxy/error" not in md
+
+
+def test_results_describe_feature_and_store_and_skip_non_metaxy_specs(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance, tmp_path: Any
+) -> None:
+    @dg.multi_asset(specs=[*_specs(A), dg.AssetSpec("plain")])
+    def mixed(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        _write_chain(store, chain, ["x", "y"], {"a"})
+        results = list(mxd.generate_materialize_results(context, store))
+        assert [r.asset_key for r in results] == [A]  # the plain spec is not Metaxy's to report
+        yield from results
+        yield dg.MaterializeResult(asset_key="plain")
+
+    dg.materialize([mixed], resources=resources, instance=instance)
+    md = latest_metadata(instance, A)
+    assert md["metaxy/info"]["feature"]["project"] == "test_events"
+    assert md["metaxy/info"]["feature"]["spec"]["key"] == "chain/a"
+    assert set(md["metaxy/info"]["metaxy"]) == {"version", "plugins"}
+    store_md = md["metaxy/store"]
+    assert store_md["name"] == "dev" and store_md["type"] == "metaxy.metadata_store.duckdb.DuckDBMetadataStore"
+    assert store_md["resolved_from"]["table_name"] == "chain__a"
+    assert md["dagster/table_name"] == "chain__a" and md["dagster/uri"] == str(tmp_path / "dev.duckdb")
+    assert [r["id"] for r in (rec.data for rec in md["dagster/table"].records)] == ["x", "y"]
+
+
+def test_two_slices_of_one_feature_in_one_multi_asset(
+    graph: mx.FeatureGraph, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    class Events(mx.BaseFeature, spec=mx.FeatureSpec(key="slices/events", id_columns=["id"])):
+        id: str
+        region: str
+
+    specs = [
+        mxd.metaxify(
+            dg.AssetSpec("events", metadata={"metaxy/feature": "slices/events", "metaxy/partition": {"region": r}})
+        )
+        for r in ("us", "eu")
+    ]
+    assert len({s.key for s in specs}) == 2  # one key per slice (G5)
+
+    @dg.multi_asset(specs=specs)
+    def regions(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        with store.open("w"):
+            store.write(Events, _default_rows(["1", "2", "3"], region=["us", "eu", "eu"]))
+        yield from mxd.generate_materialize_results(context, store)
+
+    dg.materialize([regions], resources=resources, instance=instance)
+    us = latest_metadata(instance, ["slices", "events", "region_us"])
+    eu = latest_metadata(instance, ["slices", "events", "region_eu"])
+    assert (us["dagster/row_count"], us["metaxy/materialized_in_run"]) == (1, 1)
+    assert (eu["dagster/row_count"], eu["metaxy/materialized_in_run"]) == (2, 2)
