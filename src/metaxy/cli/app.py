@@ -193,6 +193,55 @@ def history(*, store: str | None = None, limit: int = 20, format: Format = "plai
     _emit(frame.to_dicts(), ["project", "metaxy_project_version", "recorded_at", "feature_count"], "History", format)
 
 
+@app.command
+def demo(
+    *,
+    workdir: Path | None = None,
+    clips: int = 300,
+    seed: int = 0,
+    reset: bool = False,
+    json_path: Annotated[Path | None, cyclopts.Parameter(name="--json")] = None,
+) -> None:
+    """Run the multimodal demo end to end: generate clips, materialize, change data and code, re-materialize.
+
+    Parameters
+    ----------
+    workdir
+        Where media, derived files and the DuckDB store go (default: a new temporary directory).
+    clips
+        How many clips to generate (4 to 20000).
+    seed
+        Random seed of the generated clips and of the changes.
+    reset
+        Wipe a previous demo in ``workdir`` first.
+    json_path
+        Also write the per-round counts as JSON to this file.
+    """
+    import tempfile
+
+    from metaxy._demo.workdir import Workdir, check_clips
+
+    check_clips(clips)  # bad input fails before the slow imports
+    if workdir is not None:
+        Workdir(workdir.expanduser().resolve()).check(reset=reset)
+    try:  # the demo needs the `demo` extra; `import metaxy` and the other commands do not
+        from metaxy._demo.runner import run_demo
+    except ImportError as exc:
+        raise _usage(
+            f"mx demo needs Dagster and numpy ({exc.name} is not installed). Hint: pip install 'metaxy[demo]'."
+        ) from exc
+
+    root = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="metaxy-demo-"))
+    console = _console()
+    if not console.is_terminal:  # piped or captured: wide enough for the tables, whatever COLUMNS says
+        console = Console(soft_wrap=True, width=max(console.width, 110))
+    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=console)
+    if json_path is not None:
+        json_path.write_text(report.to_json())
+    if not report.ok:
+        raise _usage("The demo's self-check failed: see the red marks above.")
+
+
 class _UsageError(MetaxyError):
     pass
 

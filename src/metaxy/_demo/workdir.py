@@ -1,0 +1,153 @@
+"""The demo's working directory: media, derived files, the DuckDB metadata store and a ``metaxy.toml``.
+
+```
+<workdir>/
+    .metaxy-demo          marker: this directory holds a demo (``--reset`` may wipe it)
+    metaxy.toml           store + entry point, so `mx metadata status --all-features` works here
+    metadata.duckdb       the embedded metadata store
+    media/<channel>/<video_id>/{audio.wav,frames.png}
+    out/<feature>/<feature_version>/<video_id>/<data_version>.json   (chunks: .../<data_version>/<n>.wav)
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from metaxy.config import MetaxyConfig
+from metaxy.errors import MetaxyError
+
+__all__ = ["MAX_CLIPS", "MIN_CLIPS", "DemoError", "DemoWorkdirError", "Workdir", "check_clips"]
+
+_MARKER = ".metaxy-demo"
+_OWNED = ("media", "out", "metadata.duckdb", "metadata.duckdb.wal", "metaxy.toml", _MARKER)
+STORE_NAME = "demo"
+DUCKDB_STORE = "metaxy.ext.duckdb.DuckDBMetadataStore"
+
+
+MIN_CLIPS = 4
+"""Fewest clips: round 2 deletes, re-renders audio and re-renders frames of three disjoint sets."""
+MAX_CLIPS = 20_000
+
+
+class DemoError(MetaxyError):
+    """The demo cannot run with these arguments, or its self-check failed."""
+
+
+class DemoWorkdirError(DemoError):
+    """The demo's working directory cannot be used."""
+
+
+def check_clips(clips: int) -> None:
+    """Raises:
+    DemoError: ``clips`` outside ``MIN_CLIPS..MAX_CLIPS``.
+    """
+    if not MIN_CLIPS <= clips <= MAX_CLIPS:
+        raise DemoError(
+            f"--clips must be between {MIN_CLIPS} and {MAX_CLIPS}, got {clips}. "
+            "Hint: a few hundred clips run in well under a minute."
+        )
+
+
+@dataclass(frozen=True)
+class Workdir:
+    """Paths of a demo working directory (nothing is created until :meth:`prepare`)."""
+
+    root: Path
+
+    @property
+    def media(self) -> Path:
+        return self.root / "media"
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "metadata.duckdb"
+
+    @property
+    def toml(self) -> Path:
+        return self.root / "metaxy.toml"
+
+    def holds_demo(self) -> bool:
+        return (self.root / _MARKER).exists() or self.database.exists()
+
+    def check(self, *, reset: bool = False) -> None:
+        """Check, without changing anything, that :meth:`prepare` can use the directory.
+
+        Raises:
+            DemoWorkdirError: not a directory, not writable, or already holding a demo without ``reset``.
+        """
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise DemoWorkdirError(
+                f"Demo workdir '{root}' exists and is not a directory. Hint: pick another --workdir."
+            )
+        existing = next(p for p in (root, *root.parents) if p.exists())
+        if not existing.is_dir():
+            raise DemoWorkdirError(
+                f"Cannot create demo workdir '{root}': '{existing}' is a file, not a directory. "
+                "Hint: pick another --workdir."
+            )
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise DemoWorkdirError(
+                f"Cannot write to demo workdir '{root}' ('{existing}' is not writable). "
+                "Hint: pick a writable --workdir."
+            )
+        if self.holds_demo() and not reset:
+            raise DemoWorkdirError(
+                f"Demo workdir '{root}' already holds a demo run. Hint: pass --reset to start over, "
+                "or pick another --workdir."
+            )
+
+    def prepare(self, *, reset: bool = False) -> None:
+        """Create the directory (or wipe a previous demo in it when ``reset``).
+
+        Raises:
+            DemoWorkdirError: see :meth:`check`, or creating the directory failed.
+        """
+        self.check(reset=reset)
+        root = self.root
+        if self.holds_demo():
+            for name in _OWNED:  # only what the demo created; anything else in the directory stays
+                path = root / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / _MARKER).write_text("metaxy demo working directory\n")
+        except OSError as exc:
+            raise DemoWorkdirError(
+                f"Cannot write to demo workdir '{root}': {exc.strerror or exc}. Hint: pick a writable --workdir."
+            ) from exc
+
+    def config(self) -> MetaxyConfig:
+        """A configuration with one DuckDB store, ``demo``, on this directory's database file."""
+        return MetaxyConfig(
+            project="multimodal",
+            store=STORE_NAME,
+            stores={STORE_NAME: {"type": DUCKDB_STORE, "config": {"database": str(self.database)}}},
+            auto_create_tables=True,
+        )
+
+    def write_toml(self, audio_code_version: str) -> None:
+        """Write ``metaxy.toml`` so ``mx`` commands run in this directory see the demo's features and store."""
+        self.toml.write_text(
+            "# Written by `mx demo`: the demo's store and features for `mx` commands run here.\n"
+            'project = "multimodal"\n'
+            f'store = "{STORE_NAME}"\n'
+            'entrypoints = ["metaxy._demo.entrypoint"]\n\n'
+            f"[stores.{STORE_NAME}]\n"
+            f'type = "{DUCKDB_STORE}"\n'
+            f"config = {{ database = {json.dumps(str(self.database))} }}\n\n"
+            "[ext.demo]\n"
+            f'audio_code_version = "{audio_code_version}"\n'
+        )
