@@ -11,6 +11,7 @@
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations at runtime.
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -98,12 +99,15 @@ def observable_metaxy_asset(
         spec: dg.AssetSpec = enrich(base)
         id_columns = current_graph().get_feature_definition(feature_key).id_columns
 
-        @dg.multi_observable_source_asset(
-            specs=[spec],
-            name=name or f"observe_{spec.key.to_python_identifier()}",
-            partitions_def=partitions_def,
-            required_resource_keys={store_resource_key},
-        )
+        with warnings.catch_warnings():  # beta in Dagster 1.13; the supported way to observe with deps (G7)
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            decorate = dg.multi_observable_source_asset(
+                specs=[spec],
+                name=name or f"observe_{spec.key.to_python_identifier()}",
+                partitions_def=partitions_def,
+                required_resource_keys={store_resource_key},
+            )
+
         def _observe(context: dg.AssetExecutionContext) -> dg.ObserveResult:
             store = getattr(context.resources, store_resource_key)
             slice_filters = build_metaxy_partition_filter(slice_from_metadata(spec.metadata))
@@ -124,7 +128,9 @@ def observable_metaxy_asset(
                 tags=build_feature_event_tags(feature_key),
             )
 
-        return _observe
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            return decorate(_observe)
 
     return decorator
 

@@ -17,6 +17,7 @@ wrote it, everything else is described here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -414,9 +415,14 @@ def _outputs(
             yield dg.Output(value, output_name=name, tags=_event_tags(target, tags) if target else None)
             continue
         md, stats = _describe(op_ctx, store, target)
-        yield dg.Output(
-            None, output_name=name, metadata=md, data_version=stats.data_version, tags=_event_tags(target, tags)
-        )
+        with (
+            warnings.catch_warnings()
+        ):  # `Output(data_version=...)` is beta in Dagster 1.13: our choice, not the user's
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            output = dg.Output(
+                None, output_name=name, metadata=md, data_version=stats.data_version, tags=_event_tags(target, tags)
+            )
+        yield output
 
 
 def _plain_op_events(
