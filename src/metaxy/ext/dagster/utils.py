@@ -368,23 +368,16 @@ def _generate(
             )
             continue
         md, stats = _describe(op_ctx, store, target)
-        if in_asset and kind == "materialize":
+        if in_asset:
+            result = dg.MaterializeResult if kind == "materialize" else dg.ObserveResult
             extra: dict[str, Any] = {"value": routed_values[key]} if key in routed_values else {}
-            yield dg.MaterializeResult(
+            yield result(
                 asset_key=key,
                 metadata=md,
                 data_version=stats.data_version,
                 tags=event_tags,
                 check_results=checks.get(key),
                 **extra,
-            )
-        elif in_asset:
-            yield dg.ObserveResult(
-                asset_key=key,
-                metadata=md,
-                data_version=stats.data_version,
-                tags=event_tags,
-                check_results=checks.get(key),
             )
         else:
             partitions = partition_keys_of(op_ctx) if target.partitions_def is not None else None
