@@ -450,3 +450,17 @@ def test_two_slices_of_one_feature_in_one_multi_asset(
     eu = latest_metadata(instance, ["slices", "events", "region_eu"])
     assert (us["dagster/row_count"], us["metaxy/materialized_in_run"]) == (1, 1)
     assert (eu["dagster/row_count"], eu["metaxy/materialized_in_run"]) == (2, 2)
+
+
+def test_value_for_another_io_manager_is_passed_with_the_generated_metadata(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    @mxd.metaxify(feature=chain["a"])
+    @dg.asset(io_manager_key="models")
+    def a(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        _write_chain(store, chain, ["x", "y"], {"a"})  # metadata written here; the value is something else
+        yield from mxd.generate_materialize_results(context, store, values={A: {"weights": [1, 2]}})
+
+    result = dg.materialize([a], resources={**resources, "models": dg.mem_io_manager}, instance=instance)
+    assert result.output_for_node("a") == {"weights": [1, 2]}
+    assert latest_metadata(instance, A)["dagster/row_count"] == 2
