@@ -15,10 +15,11 @@ and ``multimodal/files_written`` (samples: clips, except ``channel/report``: cha
 
 # No `from __future__ import annotations`: Dagster inspects the asset parameters' annotations at runtime.
 
+import inspect
 import json
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,10 @@ class DemoMedia(dg.ConfigurableResource):
 
 
 # --- helpers shared by the assets --------------------------------------------------------------
+_Row = dict[str, Any]
+_Inputs = dict[str, tuple[type[mx.BaseFeature], str]]
+
+
 def _todo(increment: Any) -> pl.DataFrame:
     return pl.concat([increment.new.to_polars(), increment.stale.to_polars()], how="vertical")
 
@@ -121,18 +126,37 @@ def _count(frame: Any, ids: list[str]) -> int:
     return frame.to_polars().select(ids).n_unique() if len(frame) else 0
 
 
-def _forget(store: mx.MetadataStore, feature: type[mx.BaseFeature], column: str, values: list[str]) -> int:
-    """Soft-delete the stored rows whose ``column`` is in ``values`` (orphaned samples)."""
-    if not values:
-        return 0
-    with store.open("w"):
-        return store.delete(feature, pl.col(column).is_in(values))
+def _each(progress: ProgressReporter, feature: str, todo: pl.DataFrame) -> Iterator[_Row]:
+    """The samples of ``todo``, reporting to ``progress`` as each one is done."""
+    progress.start(feature, len(todo))
+    for sample in todo.iter_rows(named=True):
+        yield sample
+        progress.advance(feature)
+
+
+def _provenance(sample: _Row) -> _Row:
+    """A sample's system columns, which each of its output rows carries."""
+    return {c: sample[c] for c in _SYSTEM}
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1))
     return str(path)
+
+
+def _drop_orphans(
+    store: mx.MetadataStore, feature: type[mx.BaseFeature], increment: Any, column: str, folder: Path | None = None
+) -> None:
+    """Soft-delete the orphaned samples: their stored rows, and their files under ``folder/<column value>``."""
+    orphaned = increment.orphaned[column].unique().to_list() if len(increment.orphaned) else []
+    if not orphaned:
+        return
+    with store.open("w"):
+        store.delete(feature, pl.col(column).is_in(orphaned))
+    if folder is not None:
+        for value in orphaned:
+            shutil.rmtree(folder / value, ignore_errors=True)
 
 
 def _record(context: dg.AssetExecutionContext, increment: Any, ids: list[str], files: int) -> None:
@@ -146,6 +170,11 @@ def _record(context: dg.AssetExecutionContext, increment: Any, ids: list[str], f
     )
 
 
+def _frame(rows: list[_Row], todo: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFrame:
+    """The output rows with an explicit schema, so that "nothing to recompute" is a well-typed empty frame."""
+    return pl.DataFrame(rows, schema={**columns, **{c: todo.schema[c] for c in _SYSTEM}})
+
+
 @contextmanager
 def _quiet_resolve() -> Iterator[None]:
     # Root samples are a local Polars frame, so the DuckDB store resolves them with Polars and says
@@ -153,6 +182,50 @@ def _quiet_resolve() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PolarsMaterializationWarning)
         yield
+
+
+def _per_clip_asset(
+    feature: type[mx.BaseFeature],
+    compute: Callable[[_Row, Path], list[_Row]],
+    *,
+    inputs: _Inputs,
+    columns: dict[str, Any],
+) -> dg.AssetsDefinition:
+    """The asset of a per-clip ``feature``: ``compute`` runs once per new or stale clip.
+
+    ``compute(sample, folder)`` gets the clip's increment row joined with ``inputs``
+    (``{name: (upstream feature, column)}``, e.g. the path of the clip's WAV file) and the clip's
+    folder ``out/<feature>/<feature version>/<video_id>``; it writes the clip's files and returns its
+    output rows (``columns``; each row gets the clip's system columns). Orphaned clips are
+    soft-deleted, rows and folder. ``compute``'s name and docstring name and describe the asset.
+    """
+    key = feature.spec().key.to_string()
+
+    @mxd.metaxify(feature=feature)
+    @dg.asset(name=compute.__name__, description=inspect.getdoc(compute), group_name=GROUP)
+    def per_clip(
+        context: dg.AssetExecutionContext,
+        store: dg.ResourceParam[mx.MetadataStore],
+        media: DemoMedia,
+        progress: dg.ResourceParam[ProgressReporter],
+    ) -> mxd.MetaxyOutput:
+        with store:
+            increment = store.resolve_update(feature)
+            todo = _todo(increment)
+            these_clips = [pl.col("video_id").is_in(todo["video_id"].to_list())]
+            for name, (upstream, column) in inputs.items():
+                read = store.read(upstream, filters=these_clips, columns=["video_id", column]).collect().to_polars()
+                todo = todo.join(read.rename({column: name}), on="video_id")
+        folder = media.folder(feature)
+        rows = []
+        for sample in _each(progress, key, todo):
+            # every output row (each of a clip's chunks, too) carries the clip's provenance
+            rows += [{**row, **_provenance(sample)} for row in compute(sample, folder / sample["video_id"])]
+        _drop_orphans(store, feature, increment, "video_id", folder)
+        _record(context, increment, ["video_id"], len(rows))
+        return _frame(rows, todo, columns)
+
+    return per_clip
 
 
 # --- assets ------------------------------------------------------------------------------------
@@ -188,10 +261,9 @@ def _raw_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
         with _quiet_resolve(), store:
             increment = store.resolve_update(f.raw, samples=samples)
         todo = _todo(increment)
-        progress.start("video/raw", len(todo))
-        for _ in range(len(todo)):
-            progress.advance("video/raw")
-        _forget(store, f.raw, "video_id", increment.orphaned["video_id"].to_list())
+        for _ in _each(progress, "video/raw", todo):
+            pass  # the scan hashed the files: nothing else to compute
+        _drop_orphans(store, f.raw, increment, "video_id")
         _record(context, increment, ["video_id"], 0)
         return todo
 
@@ -199,178 +271,94 @@ def _raw_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
 
 
 def _chunks_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
-    @mxd.metaxify(feature=f.chunks)
-    @dg.asset(group_name=GROUP)
-    def audio_chunks(
-        context: dg.AssetExecutionContext,
-        store: dg.ResourceParam[mx.MetadataStore],
-        media: DemoMedia,
-        progress: dg.ResourceParam[ProgressReporter],
-    ) -> mxd.MetaxyOutput:
+    def audio_chunks(sample: _Row, folder: Path) -> list[_Row]:
         """Cut each clip's audio into half-second WAV chunks with their loudness (1 clip -> N chunks)."""
-        with store:
-            increment = store.resolve_update(f.chunks)
-            todo = _todo(increment).join(
-                store.read(f.raw, columns=["video_id", "audio_path"]).collect().to_polars(), on="video_id"
+        pcm, rate = read_wav(Path(sample["audio_path"]))
+        signal = decode_audio(pcm, f.audio_code_version)
+        rows = []
+        for n, (start, chunk) in enumerate(split_chunks(signal, rate)):
+            path = folder / sample["metaxy_data_version"] / f"{n:03d}.wav"
+            write_wav(path, (np.clip(chunk, -1, 1) * 32767).astype(np.int16), rate)
+            rows.append(
+                {
+                    "video_id": sample["video_id"],
+                    "chunk": n,
+                    "start_s": start,
+                    "rms_dbfs": loudness_dbfs(chunk),
+                    "path": str(path),
+                }
             )
-        rows, files = [], 0
-        progress.start("video/chunks", len(todo))
-        for sample in todo.iter_rows(named=True):
-            pcm, rate = read_wav(Path(sample["audio_path"]))
-            signal = decode_audio(pcm, f.audio_code_version)
-            folder = media.folder(f.chunks) / sample["video_id"] / sample["metaxy_data_version"]
-            for n, (start, chunk) in enumerate(split_chunks(signal, rate)):
-                path = folder / f"{n:03d}.wav"
-                write_wav(path, (np.clip(chunk, -1, 1) * 32767).astype(np.int16), rate)
-                files += 1
-                rows.append(
-                    {
-                        "video_id": sample["video_id"],
-                        "chunk": n,
-                        "start_s": start,
-                        "rms_dbfs": loudness_dbfs(chunk),
-                        "path": str(path),
-                        **{c: sample[c] for c in _SYSTEM},  # every child carries its parent's provenance
-                    }
-                )
-            progress.advance("video/chunks")
-        orphaned = increment.orphaned["video_id"].to_list()
-        _forget(store, f.chunks, "video_id", orphaned)
-        for vid in orphaned:
-            shutil.rmtree(media.folder(f.chunks) / vid, ignore_errors=True)
-        _record(context, increment, ["video_id"], files)
-        return _frame(rows, todo, _CHUNK_COLUMNS)
+        return rows
 
-    return audio_chunks
+    return _per_clip_asset(f.chunks, audio_chunks, inputs={"audio_path": (f.raw, "audio_path")}, columns=_CHUNK_COLUMNS)
 
 
 def _transcript_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
-    @mxd.metaxify(feature=f.transcript)
-    @dg.asset(group_name=GROUP)
-    def transcripts(
-        context: dg.AssetExecutionContext,
-        store: dg.ResourceParam[mx.MetadataStore],
-        media: DemoMedia,
-        progress: dg.ResourceParam[ProgressReporter],
-    ) -> mxd.MetaxyOutput:
+    def transcripts(sample: _Row, folder: Path) -> list[_Row]:
         """Transcribe each clip's audio: voiced segments named by their pitch ("do re mi")."""
-        with store:
-            increment = store.resolve_update(f.transcript)
-            todo = _todo(increment).join(
-                store.read(f.raw, columns=["video_id", "audio_path"]).collect().to_polars(), on="video_id"
-            )
-        rows = []
-        progress.start("video/transcript", len(todo))
-        for sample in todo.iter_rows(named=True):
-            pcm, rate = read_wav(Path(sample["audio_path"]))
-            result = transcribe(decode_audio(pcm, f.audio_code_version), rate)
-            path = media.folder(f.transcript) / sample["video_id"] / f"{sample['metaxy_data_version']}.json"
-            rows.append(
-                {
-                    "video_id": sample["video_id"],
-                    "channel": sample["channel"],
-                    "text": result["text"],
-                    "words": len(result["segments"]),
-                    "loudness_dbfs": result["loudness_dbfs"],
-                    "path": _write_json(path, {"video_id": sample["video_id"], **result}),
-                    **{c: sample[c] for c in _SYSTEM},
-                }
-            )
-            progress.advance("video/transcript")
-        _drop_orphans(store, f.transcript, media.folder(f.transcript), increment)
-        _record(context, increment, ["video_id"], len(rows))
-        return _frame(rows, todo, _TRANSCRIPT_COLUMNS)
+        pcm, rate = read_wav(Path(sample["audio_path"]))
+        result = transcribe(decode_audio(pcm, f.audio_code_version), rate)
+        path = folder / f"{sample['metaxy_data_version']}.json"
+        return [
+            {
+                "video_id": sample["video_id"],
+                "channel": sample["channel"],
+                "text": result["text"],
+                "words": len(result["segments"]),
+                "loudness_dbfs": result["loudness_dbfs"],
+                "path": _write_json(path, {"video_id": sample["video_id"], **result}),
+            }
+        ]
 
-    return transcripts
+    return _per_clip_asset(
+        f.transcript, transcripts, inputs={"audio_path": (f.raw, "audio_path")}, columns=_TRANSCRIPT_COLUMNS
+    )
 
 
 def _faces_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
-    @mxd.metaxify(feature=f.faces)
-    @dg.asset(group_name=GROUP)
-    def faces(
-        context: dg.AssetExecutionContext,
-        store: dg.ResourceParam[mx.MetadataStore],
-        media: DemoMedia,
-        progress: dg.ResourceParam[ProgressReporter],
-    ) -> mxd.MetaxyOutput:
+    def faces(sample: _Row, folder: Path) -> list[_Row]:
         """Per frame: brightness, contrast and the box of a bright "face" (frames only)."""
-        with store:
-            increment = store.resolve_update(f.faces)
-            todo = _todo(increment).join(
-                store.read(f.raw, columns=["video_id", "frames_path"]).collect().to_polars(), on="video_id"
-            )
-        rows = []
-        progress.start("video/faces", len(todo))
-        for sample in todo.iter_rows(named=True):
-            frames = detect_faces(read_png(Path(sample["frames_path"])))
-            path = media.folder(f.faces) / sample["video_id"] / f"{sample['metaxy_data_version']}.json"
-            rows.append(
-                {
-                    "video_id": sample["video_id"],
-                    "face_frames": sum(fr["face"] is not None for fr in frames),
-                    "path": _write_json(path, {"video_id": sample["video_id"], "frames": frames}),
-                    **{c: sample[c] for c in _SYSTEM},
-                }
-            )
-            progress.advance("video/faces")
-        _drop_orphans(store, f.faces, media.folder(f.faces), increment)
-        _record(context, increment, ["video_id"], len(rows))
-        return _frame(rows, todo, _FACES_COLUMNS)
+        frames = detect_faces(read_png(Path(sample["frames_path"])))
+        path = folder / f"{sample['metaxy_data_version']}.json"
+        return [
+            {
+                "video_id": sample["video_id"],
+                "face_frames": sum(fr["face"] is not None for fr in frames),
+                "path": _write_json(path, {"video_id": sample["video_id"], "frames": frames}),
+            }
+        ]
 
-    return faces
+    return _per_clip_asset(f.faces, faces, inputs={"frames_path": (f.raw, "frames_path")}, columns=_FACES_COLUMNS)
 
 
 def _summary_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
-    @mxd.metaxify(feature=f.summary)
-    @dg.asset(group_name=GROUP)
-    def summaries(
-        context: dg.AssetExecutionContext,
-        store: dg.ResourceParam[mx.MetadataStore],
-        media: DemoMedia,
-        progress: dg.ResourceParam[ProgressReporter],
-    ) -> mxd.MetaxyOutput:
+    def summaries(sample: _Row, folder: Path) -> list[_Row]:
         """Combine each clip's transcript and faces into one record."""
-        with store:
-            increment = store.resolve_update(f.summary)
-            todo = _todo(increment)
-            ids = pl.col("video_id").is_in(todo["video_id"].to_list())
-            texts = store.read(f.transcript, filters=[ids], columns=["video_id", "path"]).collect().to_polars()
-            boxes = store.read(f.faces, filters=[ids], columns=["video_id", "path"]).collect().to_polars()
-        todo = todo.join(texts.rename({"path": "transcript_path"}), on="video_id").join(
-            boxes.rename({"path": "faces_path"}), on="video_id"
-        )
-        rows = []
-        progress.start("video/summary", len(todo))
-        for sample in todo.iter_rows(named=True):
-            transcript = json.loads(Path(sample["transcript_path"]).read_text())
-            frames = json.loads(Path(sample["faces_path"]).read_text())["frames"]
-            face_frames = sum(fr["face"] is not None for fr in frames)
-            summary = {
+        transcript = json.loads(Path(sample["transcript_path"]).read_text())
+        frames = json.loads(Path(sample["faces_path"]).read_text())["frames"]
+        face_frames = sum(fr["face"] is not None for fr in frames)
+        summary = {
+            "video_id": sample["video_id"],
+            "channel": sample["channel"],
+            "text": transcript["text"],
+            "words": len(transcript["segments"]),
+            "face_frames": face_frames,
+            "on_screen": face_frames / len(frames),
+            "loudness_dbfs": transcript["loudness_dbfs"],
+        }
+        path = folder / f"{sample['metaxy_data_version']}.json"
+        return [
+            {
                 "video_id": sample["video_id"],
                 "channel": sample["channel"],
-                "text": transcript["text"],
-                "words": len(transcript["segments"]),
+                "words": summary["words"],
                 "face_frames": face_frames,
-                "on_screen": face_frames / len(frames),
-                "loudness_dbfs": transcript["loudness_dbfs"],
+                "path": _write_json(path, summary),
             }
-            path = media.folder(f.summary) / sample["video_id"] / f"{sample['metaxy_data_version']}.json"
-            rows.append(
-                {
-                    "video_id": sample["video_id"],
-                    "channel": sample["channel"],
-                    "words": summary["words"],
-                    "face_frames": face_frames,
-                    "path": _write_json(path, summary),
-                    **{c: sample[c] for c in _SYSTEM},
-                }
-            )
-            progress.advance("video/summary")
-        _drop_orphans(store, f.summary, media.folder(f.summary), increment)
-        _record(context, increment, ["video_id"], len(rows))
-        return _frame(rows, todo, _SUMMARY_COLUMNS)
+        ]
 
-    return summaries
+    inputs: _Inputs = {"transcript_path": (f.transcript, "path"), "faces_path": (f.faces, "path")}
+    return _per_clip_asset(f.summary, summaries, inputs=inputs, columns=_SUMMARY_COLUMNS)
 
 
 def _report_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
@@ -393,8 +381,7 @@ def _report_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
                 .to_polars()
             )
         rows = []
-        progress.start("channel/report", len(todo))
-        for sample in todo.iter_rows(named=True):
+        for sample in _each(progress, "channel/report", todo):
             group = members.filter(pl.col("channel") == sample["channel"])
             report = {
                 "channel": sample["channel"],
@@ -408,28 +395,14 @@ def _report_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
                 {
                     **{k: report[k] for k in ("channel", "clips", "words", "face_ratio")},
                     "path": _write_json(path, report),
-                    **{c: sample[c] for c in _SYSTEM},
+                    **_provenance(sample),
                 }
             )
-            progress.advance("channel/report")
-        orphaned = increment.orphaned["channel"].unique().to_list() if len(increment.orphaned) else []
-        _forget(store, f.report, "channel", orphaned)
+        _drop_orphans(store, f.report, increment, "channel")
         _record(context, increment, ["channel"], len(rows))
         return _frame(rows, todo, _REPORT_COLUMNS)
 
     return channel_reports
-
-
-def _drop_orphans(store: mx.MetadataStore, feature: type[mx.BaseFeature], folder: Path, increment: Any) -> None:
-    orphaned = increment.orphaned["video_id"].to_list()
-    _forget(store, feature, "video_id", orphaned)
-    for vid in orphaned:
-        shutil.rmtree(folder / vid, ignore_errors=True)
-
-
-def _frame(rows: list[dict[str, Any]], todo: pl.DataFrame, columns: dict[str, Any]) -> pl.DataFrame:
-    """The output rows with an explicit schema, so that "nothing to recompute" is a well-typed empty frame."""
-    return pl.DataFrame(rows, schema={**columns, **{c: todo.schema[c] for c in _SYSTEM}})
 
 
 def build_resources(
