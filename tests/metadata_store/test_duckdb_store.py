@@ -286,3 +286,25 @@ def test_tables_are_created_only_when_allowed_and_with_a_warning(tmp_path: Path,
     relaxed = DuckDBMetadataStore(tmp_path / "relaxed.duckdb", auto_create_tables=True)
     with relaxed.open("w"), pytest.warns(UserWarning, match="Creating table 'video__raw'"):
         relaxed.write(raw, _raw(["a"]))
+
+
+def test_memory_limit_defaults_for_an_embedded_file_store(tmp_path: Path) -> None:
+    from metaxy.metadata_store.duckdb import default_memory_limit
+
+    ram_mib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    assert default_memory_limit() == f"{min(2048, int(ram_mib * 0.8))}MiB"
+    assert default_memory_limit(cap_mib=10**9) == f"{int(ram_mib * 0.8)}MiB"  # never above 80 % of RAM
+
+    def setting(store: DuckDBMetadataStore) -> str:
+        with store.open("r"):
+            return str(store.conn.sql("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    def mib(text: str) -> float:
+        value, unit = text.split()
+        return float(value) * {"MiB": 1, "GiB": 1024}[unit]
+
+    assert mib(setting(DuckDBMetadataStore(tmp_path / "a.duckdb"))) == pytest.approx(min(2048, int(ram_mib * 0.8)))
+    assert mib(setting(DuckDBMetadataStore(tmp_path / "b.duckdb", config={"memory_limit": "3GiB"}))) == 3072
+    in_memory = DuckDBMetadataStore(":memory:")
+    assert "memory_limit" not in in_memory.duckdb_config  # the data lives in the buffer pool
+    assert mib(setting(in_memory)) > 2048 or ram_mib * 0.8 <= 2048
