@@ -118,3 +118,16 @@ def test_checks_of_a_root_feature_are_refused(features: dict[str, Any], store: m
         mxd.metaxy_check_results(store, features["upstream"], UP)
     with pytest.raises(TypeError, match="Expected AssetsDefinition or AssetSpec"):
         mxd.build_metaxy_asset_checks(["test/upstream"])
+
+
+def test_checks_fail_clearly_when_the_upstream_was_never_written(
+    features: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    (check,) = mxd.build_metaxy_asset_checks(_assets(features))
+    result = dg.materialize(
+        [check], resources=resources, instance=instance, selection=dg.AssetSelection.checks(check), raise_on_error=False
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "FeatureNotFoundError" in failure.event_specific_data.error.to_string()
+    assert "test/upstream" in failure.event_specific_data.error.to_string()

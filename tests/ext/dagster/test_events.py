@@ -464,3 +464,145 @@ def test_value_for_another_io_manager_is_passed_with_the_generated_metadata(
     result = dg.materialize([a], resources={**resources, "models": dg.mem_io_manager}, instance=instance)
     assert result.output_for_node("a") == {"weights": [1, 2]}
     assert latest_metadata(instance, A)["dagster/row_count"] == 2
+
+
+def test_values_and_checks_for_unselected_assets_are_dropped_in_subset_runs(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    @dg.multi_asset(
+        specs=_specs(A, B),
+        can_subset=True,
+        check_specs=[dg.AssetCheckSpec("ok", asset=A), dg.AssetCheckSpec("ok", asset=B)],
+    )
+    def both(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        selected = {k.path[-1] for k in context.selected_asset_keys}
+        _write_chain(store, chain, ["x"], selected)
+        checks = [dg.AssetCheckResult(asset_key=k, check_name="ok", passed=True) for k in (A, B)]
+        yield from mxd.generate_materialize_results(
+            context, store, values={B: None, "chain/a": None}, check_results=checks
+        )
+
+    result = dg.materialize([both], resources=resources, instance=instance, selection=[A])
+    assert result.success
+    assert event_types(result, "ASSET_MATERIALIZATION") == ["chain/a"]
+    assert [e.asset_key for e in result.get_asset_check_evaluations()] == [A]
+
+
+def test_values_matching_no_or_several_assets_and_wrong_arguments_fail_clearly(
+    graph: mx.FeatureGraph, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    class Events(mx.BaseFeature, spec=mx.FeatureSpec(key="amb/events", id_columns=["id"])):
+        id: str
+        region: str
+
+    specs = [
+        mxd.metaxify(dg.AssetSpec("e", metadata={"metaxy/feature": "amb/events", "metaxy/partition": {"region": r}}))
+        for r in ("us", "eu")
+    ]
+
+    @dg.multi_asset(specs=specs)
+    def regions(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        yield from mxd.generate_materialize_results(context, store, values={"amb/events": None})
+
+    result = dg.materialize([regions], resources=resources, instance=instance, raise_on_error=False)
+    failure = result.failure_data_for_node("regions")
+    assert failure is not None and failure.error is not None
+    assert "values key 'amb/events' matches several reported asset" in failure.error.to_string()
+
+    with pytest.raises(mxd.MetaxyDagsterError, match="Expected a Dagster AssetExecutionContext"):
+        list(mxd.generate_materialize_results("not a context", None))
+
+
+def test_store_argument_must_be_a_store(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    @mxd.metaxify(feature=chain["a"])
+    @dg.asset
+    def a(context: dg.AssetExecutionContext) -> Any:
+        yield from mxd.generate_materialize_results(context, "dev")
+
+    result = dg.materialize([a], resources=resources, instance=instance, raise_on_error=False)
+    failure = result.failure_data_for_node("a")
+    assert failure is not None and failure.error is not None
+    assert "Expected a Metaxy MetadataStore (or MetaxyStoreFromConfigResource), got str" in failure.error.to_string()
+
+
+def test_values_in_a_plain_op_are_refused(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    specs = _specs(A)
+
+    @dg.op(required_resource_keys={"store"})
+    def plain(context: dg.OpExecutionContext) -> Any:
+        yield from mxd.generate_materialize_results(context, context.resources.store, specs=specs, values={A: 1})
+
+    @dg.job(resource_defs={"store": resources["store"]})
+    def job() -> None:
+        plain()
+
+    result = job.execute_in_process(instance=instance, raise_on_error=False)
+    failure = result.failure_data_for_node("plain")
+    assert failure is not None and failure.error is not None
+    assert "values need an asset context" in failure.error.to_string()
+
+
+def test_partition_key_that_does_not_fit_the_column_fails_the_step(
+    graph: mx.FeatureGraph, resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    class Counted(mx.BaseFeature, spec=mx.FeatureSpec(key="part/counted", id_columns=["id"])):
+        id: str
+        n: int
+
+    @mxd.metaxify(feature=Counted)
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(["one"]), metadata={"partition_by": "n"})
+    def counted(context: dg.AssetExecutionContext, store: dg.ResourceParam[mx.MetadataStore]) -> Any:
+        with store.open("w"):
+            store.write(Counted, _default_rows(["x"], n=[1]))
+        yield from mxd.generate_materialize_results(context, store)
+
+    result = dg.materialize(
+        [counted], resources=resources, instance=instance, partition_key="one", raise_on_error=False
+    )
+    failure = result.failure_data_for_node("counted")
+    assert failure is not None and failure.error is not None
+    assert "Partition key 'one' cannot be compared with column 'n'" in failure.error.to_string()
+
+
+def test_observations_do_not_claim_materialized_samples(
+    chain: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
+) -> None:
+    _write_chain(store, chain, ["x"], {"a"})
+    (job,) = mxd.build_metaxy_observation_job(_specs(A)[0])
+    assert job.execute_in_process(instance=instance, resources={"store": resources["store"]}).success
+    (obs,) = observations(instance, A)
+    assert "metaxy/materialized_in_run" not in obs.metadata
+    assert obs.tags["dagster/data_version_is_user_provided"] == "true"
+
+
+def test_data_version_is_identical_across_backends_for_typed_ids(
+    graph: mx.FeatureGraph, store: mx.MetadataStore
+) -> None:
+    import datetime as dt
+
+    from metaxy.metadata_store import InMemoryMetadataStore
+
+    class Typed(mx.BaseFeature, spec=mx.FeatureSpec(key="typed/ids", id_columns=["day", "at", "n", "x"])):
+        day: dt.date
+        at: dt.datetime
+        n: int
+        x: float
+
+    rows = pl.DataFrame(
+        {
+            "day": [dt.date(2024, 1, 1), dt.date(1969, 12, 30)],
+            "at": [dt.datetime(2024, 1, 1, 1, 2, 3, 456789, tzinfo=dt.UTC), dt.datetime(1960, 1, 1, tzinfo=dt.UTC)],
+            "n": [1, -2],
+            "x": [0.5, 2.25],
+            "metaxy_provenance_by_field": [{"default": "a"}, {"default": "b"}],
+        }
+    )
+    memory = InMemoryMetadataStore()
+    for target in (store, memory):
+        with target.open("w"):
+            target.write(Typed, rows)
+    assert mxd.compute_feature_stats(store, Typed) == mxd.compute_feature_stats(memory, Typed)

@@ -230,3 +230,70 @@ def test_materialize_results_in_a_graph_op_report_only_its_own_selected_assets(
     assert result.success
     assert event_types(result, "ASSET_MATERIALIZATION") == ["g/foo", "g/baz"]
     assert latest_metadata(instance, BAZ)["dagster/row_count"] == 3
+
+
+def test_graph_output_value_for_another_io_manager_keeps_metaxy_metadata(
+    feats: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
+) -> None:
+    _seed_source(store, feats)
+
+    @dg.op(out={"result": dg.Out(io_manager_key="models")}, required_resource_keys={"store"})
+    def train(context: dg.OpExecutionContext) -> Any:
+        _compute(context.resources.store, feats["foo"])
+        yield from mxd.generate_outputs(context, context.resources.store, {"result": {"weights": [1]}})
+
+    @dg.graph
+    def model() -> Any:
+        return train()
+
+    asset = mxd.metaxify(dg.AssetsDefinition.from_graph(model, metadata_by_output_name={"result": _meta("g/foo")}))
+    resources_ = {"store": resources["store"], "models": dg.mem_io_manager}
+    assert dg.materialize([asset], resources=resources_, instance=instance).success
+    assert latest_metadata(instance, FOO)["dagster/row_count"] == 3
+    tags = latest_tags(instance, FOO)
+    assert tags["dagster/data_version"] == mxd.compute_feature_stats(store, feats["foo"]).data_version.value
+
+
+def test_required_unselected_outputs_of_a_plain_subsettable_graph_fail_with_a_hint(
+    feats: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    @dg.op(out={"a": dg.Out(), "b": dg.Out()})
+    def two(context: dg.OpExecutionContext) -> Any:
+        yield from mxd.generate_outputs(context, None, {"a": 1, "b": 2})
+
+    @dg.graph(out={"a_asset": dg.GraphOut(), "b_asset": dg.GraphOut()})
+    def pair() -> Any:
+        a, b = two()
+        return {"a_asset": a, "b_asset": b}
+
+    not_metaxified = dg.AssetsDefinition.from_graph(pair, can_subset=True)
+    result = dg.materialize(
+        [not_metaxified], instance=instance, selection=[dg.AssetKey("a_asset")], raise_on_error=False
+    )
+    failure = result.failure_data_for_node("pair.two")
+    assert failure is not None and failure.error is not None
+    assert (
+        "['b'] are required" in failure.error.to_string()
+        and "metaxify the graph-backed asset" in failure.error.to_string()
+    )
+
+
+def test_check_results_in_a_graph_op_are_refused(
+    feats: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
+) -> None:
+    _seed_source(store, feats)
+
+    @dg.op(out={"foo_out": dg.Out(dg.Nothing)}, required_resource_keys={"store"})
+    def make_foo(context: dg.OpExecutionContext) -> Any:
+        check = dg.AssetCheckResult(asset_key=FOO, check_name="c", passed=True)
+        yield from mxd.generate_materialize_results(context, context.resources.store, check_results=[check])
+
+    @dg.graph(out={"foo_asset": dg.GraphOut()})
+    def single() -> Any:
+        return {"foo_asset": make_foo()}
+
+    asset = mxd.metaxify(dg.AssetsDefinition.from_graph(single, metadata_by_output_name={"foo_asset": _meta("g/foo")}))
+    result = dg.materialize([asset], resources={"store": resources["store"]}, instance=instance, raise_on_error=False)
+    failure = result.failure_data_for_node("single.make_foo")
+    assert failure is not None and failure.error is not None
+    assert "check_results need an @asset or @multi_asset" in failure.error.to_string()

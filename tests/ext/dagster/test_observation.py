@@ -170,7 +170,7 @@ def test_two_assets_on_one_feature_get_distinct_jobs_and_slice_totals(
     assert all(j.partitions_def == days for j in jobs)  # an AssetSpec's partitions_def is kept (G9)
     defs = dg.Definitions(jobs=jobs, resources=resources)  # unique names: Definitions accepts both
     for job in jobs:
-        defs.resolve_job_def(job.name).execute_in_process(instance=instance, partition_key="d1")
+        assert defs.resolve_job_def(job.name).execute_in_process(instance=instance, partition_key="d1").success
     us = observations(instance, ["obs", "events", "region_us"])[-1]
     eu = observations(instance, ["obs", "events", "region_eu"])[-1]
     # totals are the slice's, partition counts the slice's rows of the partition (G8)
@@ -258,3 +258,43 @@ def test_multi_observation_job_refuses_mixed_partitions(features: dict[str, Any]
         mxd.build_metaxy_multi_observation_job("mixed", assets=[up, parted])
     with pytest.raises(TypeError, match="Expected an AssetSpec or AssetsDefinition"):
         mxd.build_metaxy_multi_observation_job("wrong", assets=["test/upstream"])
+
+
+def test_observable_asset_of_a_missing_feature_reports_zero_rows_without_calling_fn(
+    features: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    called: list[bool] = []
+
+    @mxd.observable_metaxy_asset(feature=features["upstream"])
+    def upstream(context: Any, store: Any, lazy: Any) -> None:
+        called.append(True)
+
+    assert _run_observation([upstream], resources, instance).success
+    (obs,) = observations(instance, UP)
+    assert values(obs.metadata)["dagster/row_count"] == 0 and "metaxy/error" in obs.metadata
+    assert called == []
+
+
+def test_observe_function_errors_name_the_feature(
+    features: dict[str, Any], resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
+) -> None:
+    _write_up(store, features, ["a"])
+
+    @mxd.observable_metaxy_asset(feature=features["upstream"])
+    def upstream(context: Any, store: Any, lazy: Any) -> None:
+        raise ZeroDivisionError("boom")
+
+    result = _run_observation([upstream], resources, instance, raise_on_error=False)
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    text = failure.event_specific_data.error.to_string()
+    assert "ZeroDivisionError: boom" in text and "observe function of Metaxy feature 'test/upstream'" in text
+
+
+def test_multi_observation_job_rejects_colliding_asset_names_and_dedupes_repeats(features: dict[str, Any]) -> None:
+    up, _ = _pair(features)
+    job = mxd.build_metaxy_multi_observation_job("twice", assets=[up, up])
+    assert job.metadata["metaxy/features"].value == ["test/upstream"]
+    clash = dg.AssetSpec(["test__upstream"], metadata={"metaxy/feature": "test/upstream"})
+    with pytest.raises(mxd.MetaxyDagsterError, match="map to the same dynamic output name 'test__upstream'"):
+        mxd.build_metaxy_multi_observation_job("clash", assets=[up, clash])

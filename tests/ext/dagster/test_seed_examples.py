@@ -270,5 +270,8 @@ def test_unexpected_materialization_the_seed_warns_about(instance: dg.DagsterIns
 
     asset_def = AssetsDefinition.from_graph(my_graph, can_subset=True)
     result = dg.materialize([asset_def], instance=instance, selection=[AssetKey("baz_asset")], raise_on_error=False)
-    # "Will unexpectedly materialize foo_asset" — or, on Dagster 1.13, refuse the unselected output outright.
-    assert "foo_asset" in event_types(result, "ASSET_MATERIALIZATION") or not result.success
+    # The seed: "Will unexpectedly materialize foo_asset". Dagster 1.13 refuses the unselected output instead.
+    assert not result.success and event_types(result, "ASSET_MATERIALIZATION") == []
+    failure = result.failure_data_for_node("my_graph.foo")
+    assert failure is not None and failure.error is not None
+    assert 'returned an output "foo_1" that is not selected' in failure.error.to_string()

@@ -25,6 +25,7 @@ from metaxy.ext.dagster.checks import (
     build_metaxy_check_specs,
     metaxy_check_results,
 )
+from metaxy.ext.dagster.cleanup import DeleteMetadataConfig, delete
 from metaxy.ext.dagster.constants import (
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
     DAGSTER_METAXY_INFO_METADATA_KEY,
@@ -34,8 +35,8 @@ from metaxy.ext.dagster.constants import (
     DAGSTER_METAXY_PROJECT_TAG_KEY,
     METAXY_DAGSTER_METADATA_KEY,
 )
+from metaxy.ext.dagster.dagster_type import feature_to_dagster_type
 from metaxy.ext.dagster.errors import MetaxyDagsterError, MetaxyIOManagerError
-from metaxy.ext.dagster.helpers import DeleteMetadataConfig, delete, feature_to_dagster_type, select_metaxy_assets
 from metaxy.ext.dagster.io_manager import MetaxyIOManager, MetaxyOutput
 from metaxy.ext.dagster.metaxify import metaxify
 from metaxy.ext.dagster.observation import (
@@ -44,6 +45,7 @@ from metaxy.ext.dagster.observation import (
     observable_metaxy_asset,
 )
 from metaxy.ext.dagster.resources import MetaxyStoreFromConfigResource
+from metaxy.ext.dagster.selection import select_metaxy_assets
 from metaxy.ext.dagster.utils import generate_materialize_results, generate_observe_results, generate_outputs
 
 

@@ -71,7 +71,7 @@ def get_partition_filter(context: Any, spec: dg.AssetSpec) -> list[nw.Expr]:
 
     Kept for compatibility; the IO manager uses the typed ``partition_filters``.
     """
-    column = (spec.metadata or {}).get(DAGSTER_METAXY_PARTITION_KEY)
+    column = partition_by_of(spec.metadata)
     if not getattr(context, "has_partition_key", False) or not isinstance(column, str):
         return []
     return build_partition_filter(column, context.partition_key)

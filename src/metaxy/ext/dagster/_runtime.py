@@ -20,6 +20,7 @@ from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.versioning.sql_executor import SqlDialect
 
 from ._features import build_feature_info_metadata
 from ._partitions import PartitionBy, build_metaxy_partition_filter, partition_filters
@@ -39,6 +40,7 @@ __all__ = [
     "compute_feature_stats",
     "compute_row_count",
     "compute_stats_from_lazy_frame",
+    "feature_frames",
     "store_metadata",
 ]
 
@@ -71,56 +73,82 @@ def compute_row_count(lazy: Any) -> int:
 def compute_stats_from_lazy_frame(lazy: Any, id_columns: Sequence[str] | None = None) -> FeatureStats:
     """Row count and content-derived data version of a feature frame, in one aggregate query.
 
-    Each row is hashed (md5 of its id columns and ``metaxy_data_version``); the version is a
-    digest of the row count and the sums of two 32-bit slices of those hashes. Sums do not depend
-    on row order, so the same rows give the same version on every backend (Polars and DuckDB
-    compute the identical md5), and adding, deleting or re-versioning any sample changes it.
-    An empty frame gives ``DataVersion("empty")``.
+    Each row is hashed (md5 of its id columns and ``metaxy_data_version`` in a canonical text
+    form: dates as days and datetimes as microseconds since the epoch, other values as text); the
+    version is a digest of the row count and the sums (mod 2**64) of two 32-bit slices of those
+    hashes. Sums do not depend on row order, so the same rows give the same version on every
+    backend, and adding, deleting or re-versioning any sample changes it. An empty frame gives
+    ``DataVersion("empty")``.
 
     Args:
         lazy: a narwhals-compatible frame (eager or lazy) with ``metaxy_data_version``.
-        id_columns: the feature's id columns (default: none, rows are identified by their data
-            version alone).
+        id_columns: the feature's id columns. Pass them (or use :func:`compute_feature_stats`) to
+            get the version Metaxy's Dagster events carry; without them rows are identified by
+            their data version alone, which gives a different version.
     """
     frame = nw.from_native(lazy)
     if isinstance(frame, nw.DataFrame):
         frame = frame.lazy()
-    names = frame.collect_schema().names()
-    columns = [col for col in (*(id_columns or ()), c.DATA_VERSION) if col in names]
+    schema = dict(frame.collect_schema())
+    columns = [(col, _kind(schema[col])) for col in (*(id_columns or ()), c.DATA_VERSION) if col in schema]
     count, low, high = _content_sums(frame, columns)
     if count == 0:
         return FeatureStats(0, dg.DataVersion(EMPTY_DATA_VERSION))
-    digest = hashlib.sha256(f"{count}:{low}:{high}:{','.join(columns)}".encode()).hexdigest()[:16]
+    names = ",".join(col for col, _ in columns)
+    digest = hashlib.sha256(f"{count}:{low % 2**64}:{high % 2**64}:{names}".encode()).hexdigest()[:16]
     return FeatureStats(count, dg.DataVersion(digest))
 
 
 _SEPARATOR = "\x1f"
+_Kind = str  # "date" | "datetime" | "text": how a column becomes canonical text
 
 
-def _content_sums(frame: nw.LazyFrame[Any], columns: Sequence[str]) -> tuple[int, int, int]:
-    """``(rows, sum of hash[0:8], sum of hash[8:16])`` with hash = md5 of the columns joined by US."""
+def _kind(dtype: Any) -> _Kind:
+    if dtype == nw.Date:
+        return "date"
+    if isinstance(dtype, nw.Datetime) or dtype == nw.Datetime:
+        return "datetime"
+    return "text"
+
+
+def _content_sums(frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, _Kind]]) -> tuple[int, int, int]:
+    """``(rows, sum of hash[0:8], sum of hash[8:16])``, hash = md5 of the canonical columns joined by US."""
     native = frame.to_native()
     if type(native).__module__.startswith("duckdb"):
         return _duckdb_sums(native, columns)
     if not isinstance(native, pl.LazyFrame):  # any other backend: fetch only the hashed columns
-        native = frame.select(*columns).collect().to_polars().lazy() if columns else frame.collect().to_polars().lazy()
+        selected = frame.select(*(col for col, _ in columns)) if columns else frame
+        native = selected.collect().to_polars().lazy()
     if not columns:
         return int(native.select(pl.len()).collect().item()), 0, 0
-    joined = pl.concat_str([pl.col(col).cast(pl.String) for col in columns], separator=_SEPARATOR, ignore_nulls=True)
+    joined = pl.concat_str([_polars_text(col, kind) for col, kind in columns], separator=_SEPARATOR, ignore_nulls=True)
     digest: Any = joined.nchash.md5()  # type: ignore[attr-defined]
     row = native.select(
         pl.len().alias("n"),
-        digest.str.slice(0, 8).str.to_integer(base=16).sum().alias("low"),
-        digest.str.slice(8, 8).str.to_integer(base=16).sum().alias("high"),
+        digest.str.slice(0, 8).str.to_integer(base=16).cast(pl.Int128).sum().alias("low"),
+        digest.str.slice(8, 8).str.to_integer(base=16).cast(pl.Int128).sum().alias("high"),
     ).collect()
     return int(row["n"][0]), int(row["low"][0] or 0), int(row["high"][0] or 0)
 
 
-def _duckdb_sums(relation: Any, columns: Sequence[str]) -> tuple[int, int, int]:
+def _polars_text(col: str, kind: _Kind) -> pl.Expr:
+    if kind == "date":
+        return pl.col(col).cast(pl.Int32).cast(pl.String)
+    if kind == "datetime":
+        return pl.col(col).dt.epoch("us").cast(pl.String)
+    return pl.col(col).cast(pl.String)
+
+
+def _duckdb_sums(relation: Any, columns: Sequence[tuple[str, _Kind]]) -> tuple[int, int, int]:
     if not columns:
         return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
-    quoted = ", ".join('CAST("{}" AS VARCHAR)'.format(col.replace('"', '""')) for col in columns)
-    digest = f"md5(concat_ws(chr(31), {quoted}))"
+    quote = SqlDialect().quote
+    texts = {
+        "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
+        "datetime": "CAST(epoch_us({}) AS VARCHAR)",
+        "text": "CAST({} AS VARCHAR)",
+    }
+    digest = f"md5(concat_ws(chr(31), {', '.join(texts[kind].format(quote(col)) for col, kind in columns)}))"
     row = relation.aggregate(
         f"count(*), coalesce(sum(('0x' || substr({digest}, 1, 8))::BIGINT), 0), "
         f"coalesce(sum(('0x' || substr({digest}, 9, 8))::BIGINT), 0)"
@@ -165,6 +193,30 @@ def _preview(frame: Any, key: FeatureKey) -> dg.TableMetadataValue | None:
     return build_table_preview_metadata(frame, build_column_schema(key), order_by=defn.id_columns)
 
 
+def feature_frames(
+    store: MetadataStore,
+    key: FeatureKey,
+    *,
+    partitions: PartitionSelection | None = None,
+    metaxy_partition: Mapping[str, Any] | None = None,
+) -> tuple[nw.LazyFrame[Any], nw.LazyFrame[Any], MetadataStore]:
+    """``(slice, partition of the slice, store that had it)``: the feature's current rows in the
+    asset's ``metaxy/partition`` slice, and those of them in the event's Dagster partitions (the
+    same frame object when there is no partition filter).
+
+    Raises:
+        FeatureNotFoundError: the feature has no table in the store or its fallbacks.
+        MetaxyDagsterError: a partition key cannot be compared with the partition column.
+    """
+    slice_filters = build_metaxy_partition_filter(metaxy_partition)
+    whole, resolved = store.read(key, filters=slice_filters or None, with_store_info=True)
+    if partitions is None or partitions.keys is None:
+        return whole, whole, resolved
+    schema = dict(whole.collect_schema())
+    part = partition_filters(partitions.partition_by, partitions.partitions_def, partitions.keys, schema)
+    return whole, (whole.filter(*part) if part else whole), resolved
+
+
 def build_runtime_feature_metadata(
     feature: Any,
     store: MetadataStore,
@@ -190,13 +242,8 @@ def build_runtime_feature_metadata(
         MetaxyDagsterError: a partition key cannot be compared with the partition column.
     """
     key = coerce_to_feature_key(feature)
-    slice_filters = build_metaxy_partition_filter(metaxy_partition)
-    whole, resolved = store.read(key, filters=slice_filters or None, with_store_info=True)
-    part_filters: list[nw.Expr] = []
-    if partitions is not None and partitions.keys is not None:
-        schema = dict(whole.collect_schema())
-        part_filters = partition_filters(partitions.partition_by, partitions.partitions_def, partitions.keys, schema)
-    frame = whole.filter(*part_filters) if part_filters else whole
+    whole, frame, resolved = feature_frames(store, key, partitions=partitions, metaxy_partition=metaxy_partition)
+    part_filters = frame is not whole
     stats = compute_stats_from_lazy_frame(frame, current_graph().get_feature_definition(key).id_columns)
     location = _location(resolved, key)
     md: dict[str, Any] = {

@@ -9,7 +9,8 @@ feature has upstream features, two checks evaluated from one ``resolve_update``:
 
 Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphaned``,
 ``dagster/row_count``) and a few example ids as metadata. Root features (no upstream) get no
-checks: nothing can make them stale.
+checks: nothing can make them stale. Checks describe the whole feature: assets that each own a
+``metaxy/partition`` slice of one feature all report the feature's counts.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations at runtime.

@@ -47,16 +47,18 @@ def _feature_key(metadata: Mapping[str, Any] | None, what: str) -> FeatureKey:
 def _set_data_version(context: dg.OutputContext, version: dg.DataVersion) -> None:
     """Give the materialization the content data version (G13), unless the output set its own.
 
-    Dagster takes a data version cached on the step for the asset when the ``Output`` has none;
-    the IO manager reaches the step through ``OutputContext.step_context``.
+    Dagster takes a data version cached on the step for the asset when the ``Output`` has none
+    (the cache ``OpExecutionContext.set_data_version`` fills). An IO manager reaches it only
+    through ``OutputContext.step_context``, which is not public API: if a Dagster release moves
+    it, the materialization keeps Dagster's default version and the metadata, and a debug line
+    says why (a test pins the current behaviour).
     """
     try:
         step = context.step_context
-    except dg.DagsterInvariantViolationError:  # an OutputContext built outside a run (unit tests)
-        return
-    if step.has_data_version(context.asset_key):
-        return
-    step.set_data_version(context.asset_key, version)
+        if not step.has_data_version(context.asset_key):
+            step.set_data_version(context.asset_key, version)
+    except (dg.DagsterInvariantViolationError, AttributeError) as exc:  # outside a run, or Dagster changed
+        context.log.debug(f"Metaxy could not set the data version of '{context.asset_key.to_user_string()}': {exc}")
 
 
 def _detached(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:

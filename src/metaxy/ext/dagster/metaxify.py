@@ -465,7 +465,17 @@ def _rebuilt(node_def: dg.NodeDefinition, names: Sequence[str], optional_outputs
     if isinstance(node_def, dg.OpDefinition):
         outs = node_def.outs
         if optional_outputs:
-            outs = {name: out._replace(is_required=False) for name, out in outs.items()}
+            outs = {
+                name: dg.Out(
+                    dagster_type=out.dagster_type,
+                    description=out.description,
+                    is_required=False,
+                    io_manager_key=out.io_manager_key,
+                    metadata=out.metadata,
+                    code_version=out.code_version,
+                )
+                for name, out in outs.items()
+            }
         with warnings.catch_warnings():  # `version` is the only public accessor of the op's code version
             warnings.simplefilter("ignore", category=DeprecationWarning)
             code_version = node_def.version

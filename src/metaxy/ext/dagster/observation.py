@@ -20,13 +20,12 @@ import dagster as dg
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import coerce_to_feature_key
 
-from ._features import build_feature_event_tags, feature_key_from_metadata, slice_from_metadata
-from ._partitions import build_metaxy_partition_filter, partition_by_of, partition_filters, partition_keys_of
-from ._runtime import compute_row_count, compute_stats_from_lazy_frame
-from .constants import DAGSTER_METAXY_FEATURE_METADATA_KEY
+from ._features import feature_key_from_metadata, slice_from_metadata
+from ._runtime import feature_frames
+from .constants import DAGSTER_METAXY_ERROR_METADATA_KEY, DAGSTER_METAXY_FEATURE_METADATA_KEY
 from .errors import MetaxyDagsterError
 from .metaxify import metaxify
-from .utils import generate_observe_results
+from .utils import _partition_selection, _Target, generate_observe_results
 
 __all__ = ["build_metaxy_multi_observation_job", "build_metaxy_observation_job", "observable_metaxy_asset"]
 
@@ -97,7 +96,7 @@ def observable_metaxy_asset(
             description=description,
         )
         spec: dg.AssetSpec = enrich(base)
-        id_columns = current_graph().get_feature_definition(feature_key).id_columns
+        current_graph().get_feature_definition(feature_key)  # unknown features fail at definition time
 
         with warnings.catch_warnings():  # beta in Dagster 1.13; the supported way to observe with deps (G7)
             warnings.simplefilter("ignore", dg.BetaWarning)
@@ -110,22 +109,24 @@ def observable_metaxy_asset(
 
         def _observe(context: dg.AssetExecutionContext) -> dg.ObserveResult:
             store = getattr(context.resources, store_resource_key)
-            slice_filters = build_metaxy_partition_filter(slice_from_metadata(spec.metadata))
-            keys = partition_keys_of(context) if partitions_def is not None else None
-            with store:
-                whole = store.read(feature_key, filters=slice_filters or None)
-                part = partition_filters(partition_by_of(spec.metadata), partitions_def, keys, whole.collect_schema())
-                frame = whole.filter(*part) if part else whole
-                stats = compute_stats_from_lazy_frame(frame, id_columns)
-                md: dict[str, Any] = {"dagster/row_count": compute_row_count(whole) if part else stats.row_count}
-                if part:
-                    md["dagster/partition_row_count"] = stats.row_count
-                md.update(fn(context, store, frame) or {})
+            (result,) = generate_observe_results(context, store)  # counts, data version, tags; 0 rows if missing
+            metadata = dict(result.metadata or {})
+            if DAGSTER_METAXY_ERROR_METADATA_KEY not in metadata:
+                target = _Target(spec, feature_key, partitions_def)
+                with store:
+                    _, frame, _ = feature_frames(
+                        store,
+                        feature_key,
+                        partitions=_partition_selection(context.op_execution_context, target),
+                        metaxy_partition=slice_from_metadata(spec.metadata),
+                    )
+                    try:
+                        metadata.update(fn(context, store, frame) or {})
+                    except Exception as exc:
+                        exc.add_note(f"(in the observe function of Metaxy feature '{feature_key}')")
+                        raise
             return dg.ObserveResult(
-                asset_key=spec.key,
-                metadata=md,
-                data_version=stats.data_version,
-                tags=build_feature_event_tags(feature_key),
+                asset_key=spec.key, metadata=metadata, data_version=result.data_version, tags=result.tags
             )
 
         with warnings.catch_warnings():
@@ -267,7 +268,15 @@ def build_metaxy_multi_observation_job(
             "All observed assets must have the same partitions_def (found "
             f"{len(partition_defs)} different ones). Hint: build one job per partitions definition."
         )
-    specs = [spec for spec, _ in pairs]
+    specs = list({spec.key: spec for spec, _ in pairs}.values())  # an asset listed twice is observed once
+    by_mapping_key: dict[str, dg.AssetSpec] = {}
+    for spec in specs:
+        other = by_mapping_key.setdefault(_mapping_key(spec.key.to_user_string()), spec)
+        if other is not spec:
+            raise MetaxyDagsterError(
+                f"Assets '{other.key.to_user_string()}' and '{spec.key.to_user_string()}' map to the same dynamic "
+                f"output name '{_mapping_key(spec.key.to_user_string())}'. Hint: observe them in separate jobs."
+            )
     all_keys = [spec.key.to_user_string() for spec in specs]
 
     @dg.op(

@@ -167,6 +167,13 @@ def generate_outputs(
             f"generate_outputs: op '{op_ctx.op_def.name}' has no output(s) {unknown} (outputs: {', '.join(names)})."
         )
     selected = set(op_ctx.selected_output_names)
+    required = sorted(out.name for out in op_ctx.op_def.output_defs if out.is_required and out.name not in selected)
+    if required:
+        raise MetaxyDagsterError(
+            f"Op '{op_ctx.op_def.name}': this run needs only outputs {sorted(selected)}, but {required} are required, "
+            "and Dagster refuses both skipping and yielding them. Hint: metaxify the graph-backed asset (it makes "
+            "the outputs of subsettable graphs optional) or declare them Out(is_required=False)."
+        )
     assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
     items = [(n, _output_target(op_ctx, assets_def, n), (values or {}).get(n)) for n in names if n in selected]
     yield from _outputs(op_ctx, store, items, tags)
@@ -198,7 +205,10 @@ def _store(store: Any) -> MetadataStore:
     )
 
 
-def _targets(op_ctx: dg.OpExecutionContext, specs: Sequence[dg.AssetSpec] | None) -> list[_Target]:
+def _targets(
+    op_ctx: dg.OpExecutionContext, specs: Sequence[dg.AssetSpec] | None
+) -> tuple[list[_Target], set[dg.AssetKey]]:
+    """The Metaxy assets to report (upstream first), and those of the step the run did not select."""
     assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
     if specs is None:
         if assets_def is None:
@@ -207,28 +217,32 @@ def _targets(op_ctx: dg.OpExecutionContext, specs: Sequence[dg.AssetSpec] | None
                 "Hint: pass specs=[dg.AssetSpec('my/asset', metadata={'metaxy/feature': 'my/feature'})]."
             )
         specs = list(assets_def.specs)
-    keys = _step_asset_keys(op_ctx, assets_def)
-    out = []
+    own, selected = _step_asset_keys(op_ctx, assets_def)
+    out, skipped = [], set()
     for spec in specs:
         feature = feature_key_from_metadata(spec.metadata)
-        if feature is None or (keys is not None and spec.key not in keys):
+        if feature is None or (own is not None and spec.key not in own):
+            continue
+        if selected is not None and spec.key not in selected:
+            skipped.add(spec.key)
             continue
         current_graph().get_feature_definition(feature)  # unknown features fail here, naming the key
         partitions_def = assets_def.partitions_def if assets_def is not None else spec.partitions_def
         out.append(_Target(spec, feature, partitions_def))
     order = {k: i for i, k in enumerate(current_graph().topological_sort_features({t.feature for t in out}))}
-    return sorted(out, key=lambda t: order[t.feature])  # stable: specs of one feature keep their order
+    return sorted(out, key=lambda t: order[t.feature]), skipped  # stable: specs of one feature keep their order
 
 
-def _step_asset_keys(op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None) -> set[dg.AssetKey] | None:
-    """The asset keys this step may report: the selected assets produced by this op (None: any)."""
+def _step_asset_keys(
+    op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None
+) -> tuple[set[dg.AssetKey] | None, set[dg.AssetKey] | None]:
+    """The assets this op produces and those of them the run selected (None, None: a plain op)."""
     if assets_def is None:
-        return None
-    selected = set(op_ctx.selected_asset_keys)
+        return None, None
+    own = {spec.key for spec in assets_def.specs}
     if isinstance(assets_def.node_def, dg.GraphDefinition):  # an op inside a graph-backed asset
-        own = {_asset_key_for_output(op_ctx, out.name) for out in op_ctx.op_def.output_defs}
-        selected &= {k for k in own if k is not None}
-    return selected
+        own = {k for k in (_asset_key_for_output(op_ctx, out.name) for out in op_ctx.op_def.output_defs) if k}
+    return own, set(op_ctx.selected_asset_keys) & own
 
 
 def _asset_key_for_output(op_ctx: dg.OpExecutionContext, name: str) -> dg.AssetKey | None:
@@ -253,14 +267,25 @@ def _event_tags(target: _Target, extra: Mapping[str, str] | None) -> dict[str, s
     return {**build_feature_event_tags(target.feature), **(extra or {})}
 
 
-def _describe(op_ctx: dg.OpExecutionContext, store: Any, target: _Target) -> tuple[dict[str, Any], FeatureStats]:
-    """Event metadata and stats of one target; a feature never written reports 0 rows."""
+def _partition_selection(op_ctx: dg.OpExecutionContext, target: _Target) -> PartitionSelection | None:
+    """The Dagster partitions of the step that an event about ``target`` describes (None: all)."""
+    partition_by = partition_by_of(target.spec.metadata)
+    keys = partition_keys_of(op_ctx) if target.partitions_def is not None or partition_by else None
+    return PartitionSelection(partition_by, target.partitions_def, keys) if keys is not None else None
+
+
+def _describe(
+    op_ctx: dg.OpExecutionContext, store: Any, target: _Target, kind: Kind
+) -> tuple[dict[str, Any], FeatureStats]:
+    """Event metadata and stats of one target; a feature never written reports 0 rows.
+
+    Materializations count the samples the run wrote (``metaxy/materialized_in_run``);
+    observations write nothing, so they do not.
+    """
     resolved = _store(store)
     metadata = target.spec.metadata or {}
-    partition_by = partition_by_of(metadata)
-    keys = partition_keys_of(op_ctx) if target.partitions_def is not None or partition_by else None
-    partitions = PartitionSelection(partition_by, target.partitions_def, keys) if keys is not None else None
-    run_id = resolved.materialization_id or op_ctx.run_id
+    partitions = _partition_selection(op_ctx, target)
+    run_id = (resolved.materialization_id or op_ctx.run_id) if kind == "materialize" else None
     try:
         with resolved:
             return build_runtime_feature_metadata(
@@ -279,8 +304,9 @@ def _describe(op_ctx: dg.OpExecutionContext, store: Any, target: _Target) -> tup
 
 
 def _route_checks(
-    targets: Sequence[_Target], check_results: Sequence[dg.AssetCheckResult] | None
+    targets: Sequence[_Target], skipped: set[dg.AssetKey], check_results: Sequence[dg.AssetCheckResult] | None
 ) -> dict[dg.AssetKey, list[dg.AssetCheckResult]]:
+    """Check results by reported asset; results for assets the run did not select are dropped."""
     routed: dict[dg.AssetKey, list[dg.AssetCheckResult]] = {}
     keys = [t.spec.key for t in targets]
     for result in check_results or ():
@@ -292,18 +318,25 @@ def _route_checks(
                     f"({', '.join(k.to_user_string() for k in keys)}). Hint: set AssetCheckResult(asset_key=...)."
                 )
             key = keys[0]
+        if key in skipped:
+            continue
         if key not in keys:
             raise MetaxyDagsterError(
                 f"Check result '{result.check_name}' is for asset '{key.to_user_string()}', which this step does not "
-                f"report (reported: {', '.join(k.to_user_string() for k in keys) or 'none'})."
+                f"produce (reported: {', '.join(k.to_user_string() for k in keys) or 'none'})."
             )
         routed.setdefault(key, []).append(result)
     return routed
 
 
-def _route_values(targets: Sequence[_Target], values: Mapping[Any, Any] | None) -> dict[dg.AssetKey, Any]:
+def _route_values(
+    targets: Sequence[_Target], skipped: set[dg.AssetKey], values: Mapping[Any, Any] | None
+) -> dict[dg.AssetKey, Any]:
+    """Values by reported asset; values for assets the run did not select are dropped."""
     routed: dict[dg.AssetKey, Any] = {}
     for given, value in (values or {}).items():
+        if _as_asset_key(given) in skipped:
+            continue
         matches = [t.spec.key for t in targets if _names(t, given)]
         if len(matches) != 1:
             reported = ", ".join(t.spec.key.to_user_string() for t in targets) or "none"
@@ -313,23 +346,29 @@ def _route_values(targets: Sequence[_Target], values: Mapping[Any, Any] | None) 
     return routed
 
 
-def _names(target: _Target, given: Any) -> bool:
+def _as_asset_key(given: Any) -> dg.AssetKey | None:
     if isinstance(given, dg.AssetKey):
-        return given == target.spec.key
+        return given
+    if isinstance(given, list | tuple):
+        return dg.AssetKey([str(part) for part in given])
+    if isinstance(given, str):
+        return dg.AssetKey.from_user_string(given)
+    return None
+
+
+def _names(target: _Target, given: Any) -> bool:
     if isinstance(given, FeatureKey):
         return given == target.feature
-    text = str(given)
-    return text in (target.spec.key.to_user_string(), target.feature.to_string())
+    if isinstance(given, str) and given == target.feature.to_string():
+        return True
+    return _as_asset_key(given) == target.spec.key
 
 
-def _written_by_metaxy_io_manager(op_ctx: dg.OpExecutionContext, key: dg.AssetKey) -> bool:
+def _is_metaxy_io_manager(op_ctx: dg.OpExecutionContext, output_name: str) -> bool:
+    """Whether the op's output ``output_name`` is stored by a ``MetaxyIOManager``."""
     from .io_manager import MetaxyIOManager
 
-    assets_def = op_ctx.assets_def
-    if isinstance(assets_def.node_def, dg.GraphDefinition):
-        return False
-    output = assets_def.get_output_name_for_asset_key(key)
-    io_key = op_ctx.op_def.output_def_named(output).io_manager_key
+    io_key = op_ctx.op_def.output_def_named(output_name).io_manager_key
     return isinstance(getattr(op_ctx.resources, io_key, None), MetaxyIOManager)
 
 
@@ -343,9 +382,9 @@ def _generate(
     tags: Mapping[str, str] | None,
 ) -> Iterator[Any]:
     op_ctx = _op_context(context)
-    targets = _targets(op_ctx, specs)
-    checks = _route_checks(targets, check_results)
-    routed_values = _route_values(targets, values)
+    targets, skipped = _targets(op_ctx, specs)
+    checks = _route_checks(targets, skipped, check_results)
+    routed_values = _route_values(targets, skipped, values)
     in_asset = op_ctx.has_assets_def
     graph_outputs = _graph_op_outputs(op_ctx)
     if (not in_asset or graph_outputs is not None) and checks:
@@ -361,13 +400,14 @@ def _generate(
         if graph_outputs is not None:  # results map to graph outputs, not to this op's outputs: yield Outputs
             yield from _outputs(op_ctx, store, [(graph_outputs[key], target, routed_values.get(key))], tags)
             continue
-        if key in routed_values and _written_by_metaxy_io_manager(op_ctx, key):
+        output = op_ctx.assets_def.get_output_name_for_asset_key(key) if key in routed_values else None
+        if output is not None and _is_metaxy_io_manager(op_ctx, output):
             # MetaxyIOManager writes the value, then describes the feature and sets the data version.
             yield dg.MaterializeResult(
                 asset_key=key, value=routed_values[key], tags=event_tags, check_results=checks.get(key)
             )
             continue
-        md, stats = _describe(op_ctx, store, target)
+        md, stats = _describe(op_ctx, store, target, kind)
         if in_asset:
             result = dg.MaterializeResult if kind == "materialize" else dg.ObserveResult
             extra: dict[str, Any] = {"value": routed_values[key]} if key in routed_values else {}
@@ -404,16 +444,15 @@ def _outputs(
 ) -> Iterator[dg.Output[Any]]:
     """``Output``s of ``(output name, Metaxy target or None, value)``; targets without a value are described."""
     for name, target, value in items:
-        if target is None or value is not None:
+        if target is None or (value is not None and _is_metaxy_io_manager(op_ctx, name)):
+            # Not a Metaxy asset, or MetaxyIOManager writes the value and then describes it.
             yield dg.Output(value, output_name=name, tags=_event_tags(target, tags) if target else None)
             continue
-        md, stats = _describe(op_ctx, store, target)
-        with (
-            warnings.catch_warnings()
-        ):  # `Output(data_version=...)` is beta in Dagster 1.13: our choice, not the user's
+        md, stats = _describe(op_ctx, store, target, "materialize")
+        with warnings.catch_warnings():  # `Output(data_version=...)` is beta in Dagster 1.13
             warnings.simplefilter("ignore", dg.BetaWarning)
             output = dg.Output(
-                None, output_name=name, metadata=md, data_version=stats.data_version, tags=_event_tags(target, tags)
+                value, output_name=name, metadata=md, data_version=stats.data_version, tags=_event_tags(target, tags)
             )
         yield output
 
@@ -426,9 +465,11 @@ def _plain_op_events(
     event_tags: dict[str, str],
     partitions: Sequence[str | None] | None,
 ) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
-    versioned = {**event_tags, DATA_VERSION_TAG: stats.data_version.value or EMPTY_DATA_VERSION}
-    if kind == "materialize":
-        versioned[DATA_VERSION_IS_USER_PROVIDED_TAG] = "true"
+    versioned = {
+        **event_tags,
+        DATA_VERSION_TAG: stats.data_version.value or EMPTY_DATA_VERSION,
+        DATA_VERSION_IS_USER_PROVIDED_TAG: "true",
+    }
     event = dg.AssetMaterialization if kind == "materialize" else dg.AssetObservation
     for partition in list(partitions or []) or [None]:
         yield event(asset_key=key, metadata=md, partition=partition, tags=versioned)
