@@ -225,7 +225,7 @@ def _read_with_chain(path: Path, chain: list[Path], environ: Mapping[str, str] |
 
 # --- writing ---------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
 
@@ -242,7 +242,7 @@ def _quote(text: str) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _quote(key)
+    return key if _BARE_KEY.fullmatch(key) else _quote(key)  # fullmatch: `$` would accept a final "\n"
 
 
 def _inline(value: Any) -> str:
