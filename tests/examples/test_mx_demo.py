@@ -221,3 +221,13 @@ def test_cli_import_stays_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_explore_hints_work_without_an_activated_venv(run: Run) -> None:
+    """The closing hints name the venv's executables and the definitions file by absolute path."""
+    hints = run.stdout[run.stdout.index("Explore the results:") :].split()
+    executables = [Path(word) for word in hints if word.endswith(("/mx", "/dagster"))]
+    assert {p.name for p in executables} == {"mx", "dagster"}
+    assert all(p.is_absolute() and p.exists() for p in executables)
+    definitions = [Path(word) for word in hints if word.endswith("definitions.py")]
+    assert definitions and all(p.is_absolute() and p.exists() for p in definitions)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -305,6 +306,18 @@ class _Demo:
         )
 
 
+def _explore_commands(root: Path) -> list[str]:
+    """Commands that work from any directory, whether or not the venv is activated."""
+    bin_dir = Path(sys.executable).parent
+    mx = bin_dir / "mx" if (bin_dir / "mx").exists() else Path("mx")
+    dagster = bin_dir / "dagster" if (bin_dir / "dagster").exists() else Path("dagster")
+    definitions = Path(__file__).resolve().parents[3] / "examples" / "multimodal" / "definitions.py"
+    lines = [f"cd {root} && {mx} metadata status --all-features"]
+    if definitions.exists():  # a source checkout (the wheel has no examples/)
+        lines.append(f"METAXY_DEMO_WORKDIR={root} {dagster} dev -f {definitions}")
+    return lines
+
+
 def run_demo(
     workdir: Path, *, clips: int = 300, seed: int = 0, reset: bool = False, console: Console | None = None
 ) -> DemoReport:
@@ -342,6 +355,6 @@ def run_demo(
     demo.report.seconds = round(time.perf_counter() - started, 2)
     console.print()
     console.print(f"Done in {demo.report.seconds:.1f} s. Explore the results:")
-    console.print(f"  cd {wd.root} && mx metadata status --all-features")
-    console.print(f"  METAXY_DEMO_WORKDIR={wd.root} dagster dev -f examples/multimodal/definitions.py")
+    for line in _explore_commands(wd.root):
+        console.print(f"  {line}", soft_wrap=True, highlight=False)  # copy-pasteable: never folded
     return demo.report
