@@ -71,3 +71,10 @@ def event_types(result: Any, kind: str) -> list[Any]:
         for e in result.all_events
         if e.event_type_value == kind and e.asset_key is not None
     ]
+
+
+def step_error(result: Any, node: str) -> str:
+    """The full error text (causes included) of ``node``'s failure; fails the test if it did not fail."""
+    failure = result.failure_data_for_node(node)
+    assert failure is not None and failure.error is not None, f"{node!r} did not fail"
+    return str(failure.error.to_string())

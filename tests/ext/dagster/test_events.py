@@ -5,7 +5,16 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import event_types, latest_metadata, latest_tags, materializations, observations, root_rows, values
+from mxd_helpers import (
+    event_types,
+    latest_metadata,
+    latest_tags,
+    materializations,
+    observations,
+    root_rows,
+    step_error,
+    values,
+)
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -268,8 +277,7 @@ def test_plain_op_without_specs_fails_with_a_clear_error(
 
     result = bad_job.execute_in_process(instance=instance, raise_on_error=False)
     assert not result.success
-    error = result.failure_data_for_node("no_specs").error
-    assert error is not None and "specs must be provided" in error.to_string()
+    assert "specs must be provided" in step_error(result, "no_specs")
 
 
 def test_observe_results_in_a_multi_observable_source_asset(
@@ -326,8 +334,7 @@ def test_check_result_for_an_unreported_asset_fails_the_step(
 
     result = dg.materialize([two], resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
-    error = result.failure_data_for_node("two").error
-    assert error is not None and "has no asset_key, but 2 assets are reported" in error.to_string()
+    assert "has no asset_key, but 2 assets are reported" in step_error(result, "two")
 
 
 def test_value_for_the_metaxy_io_manager_is_written_and_described_once(
@@ -355,9 +362,8 @@ def test_value_for_an_unknown_asset_fails_the_step(
         yield from mxd.generate_materialize_results(context, store, values={"chain/zzz": 1})
 
     result = dg.materialize([a], resources=resources, instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("a")
-    assert failure is not None and failure.error is not None
-    assert "values key 'chain/zzz' matches no reported asset" in failure.error.to_string()
+    error = step_error(result, "a")
+    assert "values key 'chain/zzz' matches no reported asset" in error
 
 
 def test_io_manager_materializations_carry_the_content_data_version(
@@ -505,9 +511,8 @@ def test_values_matching_no_or_several_assets_and_wrong_arguments_fail_clearly(
         yield from mxd.generate_materialize_results(context, store, values={"amb/events": None})
 
     result = dg.materialize([regions], resources=resources, instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("regions")
-    assert failure is not None and failure.error is not None
-    assert "values key 'amb/events' matches several reported asset" in failure.error.to_string()
+    error = step_error(result, "regions")
+    assert "values key 'amb/events' matches several reported asset" in error
 
     with pytest.raises(mxd.MetaxyDagsterError, match="Expected a Dagster AssetExecutionContext"):
         list(mxd.generate_materialize_results("not a context", None))
@@ -522,9 +527,8 @@ def test_store_argument_must_be_a_store(
         yield from mxd.generate_materialize_results(context, "dev")
 
     result = dg.materialize([a], resources=resources, instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("a")
-    assert failure is not None and failure.error is not None
-    assert "Expected a Metaxy MetadataStore (or MetaxyStoreFromConfigResource), got str" in failure.error.to_string()
+    error = step_error(result, "a")
+    assert "Expected a Metaxy MetadataStore (or MetaxyStoreFromConfigResource), got str" in error
 
 
 def test_values_in_a_plain_op_are_refused(
@@ -541,9 +545,8 @@ def test_values_in_a_plain_op_are_refused(
         plain()
 
     result = job.execute_in_process(instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("plain")
-    assert failure is not None and failure.error is not None
-    assert "values need an asset context" in failure.error.to_string()
+    error = step_error(result, "plain")
+    assert "values need an asset context" in error
 
 
 def test_partition_key_that_does_not_fit_the_column_fails_the_step(
@@ -563,9 +566,8 @@ def test_partition_key_that_does_not_fit_the_column_fails_the_step(
     result = dg.materialize(
         [counted], resources=resources, instance=instance, partition_key="one", raise_on_error=False
     )
-    failure = result.failure_data_for_node("counted")
-    assert failure is not None and failure.error is not None
-    assert "Partition key 'one' cannot be compared with column 'n'" in failure.error.to_string()
+    error = step_error(result, "counted")
+    assert "Partition key 'one' cannot be compared with column 'n'" in error
 
 
 def test_observations_do_not_claim_materialized_samples(

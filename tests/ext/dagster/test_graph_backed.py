@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import event_types, latest_metadata, latest_tags
+from mxd_helpers import event_types, latest_metadata, latest_tags, step_error
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -195,9 +195,8 @@ def test_generate_outputs_rejects_unknown_output_names(
         typo()
 
     result = job.execute_in_process(instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("typo")
-    assert failure is not None and failure.error is not None
-    assert "has no output(s) ['reslt']" in failure.error.to_string()
+    error = step_error(result, "typo")
+    assert "has no output(s) ['reslt']" in error
 
 
 def test_materialize_results_in_a_graph_op_report_only_its_own_selected_assets(
@@ -270,12 +269,8 @@ def test_required_unselected_outputs_of_a_plain_subsettable_graph_fail_with_a_hi
     result = dg.materialize(
         [not_metaxified], instance=instance, selection=[dg.AssetKey("a_asset")], raise_on_error=False
     )
-    failure = result.failure_data_for_node("pair.two")
-    assert failure is not None and failure.error is not None
-    assert (
-        "['b'] are required" in failure.error.to_string()
-        and "metaxify the graph-backed asset" in failure.error.to_string()
-    )
+    error = step_error(result, "pair.two")
+    assert "['b'] are required" in error and "metaxify the graph-backed asset" in error
 
 
 def test_check_results_in_a_graph_op_are_refused(
@@ -294,6 +289,5 @@ def test_check_results_in_a_graph_op_are_refused(
 
     asset = mxd.metaxify(dg.AssetsDefinition.from_graph(single, metadata_by_output_name={"foo_asset": _meta("g/foo")}))
     result = dg.materialize([asset], resources={"store": resources["store"]}, instance=instance, raise_on_error=False)
-    failure = result.failure_data_for_node("single.make_foo")
-    assert failure is not None and failure.error is not None
-    assert "check_results need an @asset or @multi_asset" in failure.error.to_string()
+    error = step_error(result, "single.make_foo")
+    assert "check_results need an @asset or @multi_asset" in error

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, AssetsDefinition, Definitions, GraphOut, Out, Output, asset, graph, op
 from dagster_duckdb import DuckDBResource
-from mxd_helpers import event_types
+from mxd_helpers import event_types, step_error
 
 # dagster-duckdb's resource reads pydantic's deprecated `__fields__` (Dagster's code, not ours)
 pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
@@ -272,6 +272,5 @@ def test_unexpected_materialization_the_seed_warns_about(instance: dg.DagsterIns
     result = dg.materialize([asset_def], instance=instance, selection=[AssetKey("baz_asset")], raise_on_error=False)
     # The seed: "Will unexpectedly materialize foo_asset". Dagster 1.13 refuses the unselected output instead.
     assert not result.success and event_types(result, "ASSET_MATERIALIZATION") == []
-    failure = result.failure_data_for_node("my_graph.foo")
-    assert failure is not None and failure.error is not None
-    assert 'returned an output "foo_1" that is not selected' in failure.error.to_string()
+    error = step_error(result, "my_graph.foo")
+    assert 'returned an output "foo_1" that is not selected' in error

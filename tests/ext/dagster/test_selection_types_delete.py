@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from mxd_helpers import root_rows
+from mxd_helpers import root_rows, step_error
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -128,14 +128,12 @@ def test_delete_op_rejects_bad_config_and_bad_filters(
     job = _delete_job(resources)
     bad_key = {"ops": {"delete": {"config": {"feature_key": ["bad key!"]}}}}
     result = job.execute_in_process(instance=instance, run_config=bad_key, raise_on_error=False)
-    failure = result.failure_data_for_node("delete")
-    assert failure is not None and failure.error is not None
-    assert "Invalid feature key ['bad key!']" in failure.error.to_string()
+    error = step_error(result, "delete")
+    assert "Invalid feature key ['bad key!']" in error
     injection = {"ops": {"delete": {"config": {"feature_key": ["test", "upstream"], "filters": ["1=1; DROP TABLE x"]}}}}
     result = job.execute_in_process(instance=instance, run_config=injection, raise_on_error=False)
-    failure = result.failure_data_for_node("delete")
-    assert failure is not None and failure.error is not None
-    assert "FilterParseError" in failure.error.to_string()
+    error = step_error(result, "delete")
+    assert "FilterParseError" in error
     with store:
         assert len(store.read(features["upstream"]).collect()) == 1  # nothing lost
 

@@ -174,8 +174,8 @@ def generate_outputs(
             "and Dagster refuses both skipping and yielding them. Hint: metaxify the graph-backed asset (it makes "
             "the outputs of subsettable graphs optional) or declare them Out(is_required=False)."
         )
-    assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
-    items = [(n, _output_target(op_ctx, assets_def, n), (values or {}).get(n)) for n in names if n in selected]
+    keys = _op_output_keys(op_ctx)
+    items = [(n, _output_target(op_ctx, keys.get(n)), (values or {}).get(n)) for n in names if n in selected]
     yield from _outputs(op_ctx, store, items, tags)
 
 
@@ -206,7 +206,9 @@ def _store(store: Any) -> MetadataStore:
 
 
 def _targets(
-    op_ctx: dg.OpExecutionContext, specs: Sequence[dg.AssetSpec] | None
+    op_ctx: dg.OpExecutionContext,
+    specs: Sequence[dg.AssetSpec] | None,
+    graph_outputs: Mapping[dg.AssetKey, str] | None,
 ) -> tuple[list[_Target], set[dg.AssetKey]]:
     """The Metaxy assets to report (upstream first), and those of the step the run did not select."""
     assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
@@ -217,7 +219,7 @@ def _targets(
                 "Hint: pass specs=[dg.AssetSpec('my/asset', metadata={'metaxy/feature': 'my/feature'})]."
             )
         specs = list(assets_def.specs)
-    own, selected = _step_asset_keys(op_ctx, assets_def)
+    own, selected = _step_asset_keys(op_ctx, assets_def, graph_outputs)
     out, skipped = [], set()
     for spec in specs:
         feature = feature_key_from_metadata(spec.metadata)
@@ -234,30 +236,42 @@ def _targets(
 
 
 def _step_asset_keys(
-    op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None
+    op_ctx: dg.OpExecutionContext,
+    assets_def: dg.AssetsDefinition | None,
+    graph_outputs: Mapping[dg.AssetKey, str] | None,
 ) -> tuple[set[dg.AssetKey] | None, set[dg.AssetKey] | None]:
     """The assets this op produces and those of them the run selected (None, None: a plain op)."""
     if assets_def is None:
         return None, None
-    own = {spec.key for spec in assets_def.specs}
-    if isinstance(assets_def.node_def, dg.GraphDefinition):  # an op inside a graph-backed asset
-        own = {k for k in (_asset_key_for_output(op_ctx, out.name) for out in op_ctx.op_def.output_defs) if k}
+    own = set(graph_outputs) if graph_outputs is not None else {spec.key for spec in assets_def.specs}
     return own, set(op_ctx.selected_asset_keys) & own
 
 
-def _asset_key_for_output(op_ctx: dg.OpExecutionContext, name: str) -> dg.AssetKey | None:
-    try:
-        return op_ctx.asset_key_for_output(name)
-    except (dg.DagsterInvariantViolationError, CheckError):  # an intermediate output of a graph-backed asset
-        return None
+def _op_output_keys(op_ctx: dg.OpExecutionContext) -> dict[str, dg.AssetKey]:
+    """The asset key of each output of this op (intermediate outputs of a graph-backed asset have none)."""
+    if not op_ctx.has_assets_def:
+        return {}
+    out = {}
+    for output in op_ctx.op_def.output_defs:
+        try:
+            out[output.name] = op_ctx.asset_key_for_output(output.name)
+        except (dg.DagsterInvariantViolationError, CheckError):  # an intermediate output
+            continue
+    return out
 
 
-def _output_target(op_ctx: dg.OpExecutionContext, assets_def: dg.AssetsDefinition | None, name: str) -> _Target | None:
-    if assets_def is None:
+def _graph_op_outputs(op_ctx: dg.OpExecutionContext) -> dict[dg.AssetKey, str] | None:
+    """For an op inside a graph-backed asset: its output name per asset key; else None."""
+    if not op_ctx.has_assets_def or not isinstance(op_ctx.assets_def.node_def, dg.GraphDefinition):
         return None
-    key = _asset_key_for_output(op_ctx, name)
+    return {key: name for name, key in _op_output_keys(op_ctx).items()}
+
+
+def _output_target(op_ctx: dg.OpExecutionContext, key: dg.AssetKey | None) -> _Target | None:
+    """The Metaxy asset behind an op output's asset key (None: not an asset, or not Metaxy's)."""
     if key is None:
         return None
+    assets_def = op_ctx.assets_def
     spec = assets_def.specs_by_key[key]
     feature = feature_key_from_metadata(spec.metadata)
     return None if feature is None else _Target(spec, feature, assets_def.partitions_def)
@@ -382,11 +396,11 @@ def _generate(
     tags: Mapping[str, str] | None,
 ) -> Iterator[Any]:
     op_ctx = _op_context(context)
-    targets, skipped = _targets(op_ctx, specs)
+    graph_outputs = _graph_op_outputs(op_ctx)
+    targets, skipped = _targets(op_ctx, specs, graph_outputs)
     checks = _route_checks(targets, skipped, check_results)
     routed_values = _route_values(targets, skipped, values)
     in_asset = op_ctx.has_assets_def
-    graph_outputs = _graph_op_outputs(op_ctx)
     if (not in_asset or graph_outputs is not None) and checks:
         raise MetaxyDagsterError(
             "check_results need an @asset or @multi_asset: a plain @op or an op inside a graph-backed asset "
@@ -422,18 +436,6 @@ def _generate(
         else:
             partitions = partition_keys_of(op_ctx) if target.partitions_def is not None else None
             yield from _plain_op_events(kind, key, md, stats, event_tags, partitions)
-
-
-def _graph_op_outputs(op_ctx: dg.OpExecutionContext) -> dict[dg.AssetKey, str] | None:
-    """For an op inside a graph-backed asset: its output name per asset key; else None."""
-    if not op_ctx.has_assets_def or not isinstance(op_ctx.assets_def.node_def, dg.GraphDefinition):
-        return None
-    out = {}
-    for output in op_ctx.op_def.output_defs:
-        key = _asset_key_for_output(op_ctx, output.name)
-        if key is not None:
-            out[key] = output.name
-    return out
 
 
 def _outputs(
