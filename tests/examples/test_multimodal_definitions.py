@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -28,11 +27,10 @@ KEYS = ["video/raw", "video/chunks", "video/transcript", "video/faces", "video/s
 
 @pytest.fixture(autouse=True)
 def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=dg.BetaWarning)
-        warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-        warnings.filterwarnings("ignore", message="Creating table")
-        warnings.filterwarnings("ignore", message="InitResourceContext.dagster_run is deprecated")
+    """The warnings the demo itself silences (Dagster beta notices, table creation)."""
+    from metaxy._demo.runner import _quiet as demo_quiet
+
+    with demo_quiet():
         yield
 
 
