@@ -4,7 +4,6 @@ inside DuckDB; only the increment crosses into Python, as Arrow, when it is coll
 from __future__ import annotations
 
 import os
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,9 +13,7 @@ import narwhals as nw
 import polars as pl
 
 from metaxy.errors import (
-    BackendError,
     PolarsMaterializationWarning,
-    StoreBusyError,
     StoreCapabilityError,
     VersioningEngineMismatchError,
 )
@@ -26,6 +23,7 @@ from metaxy.models.keys import FeatureKey
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.sql_executor import KIND, ROW, ROWID, SqlDialect, SqlSource, compile_resolve, latest_sql
 
+from . import _duckdb_hosts
 from ._frames import FilterLike
 from .base import MetadataStore, MetadataStoreConfig, _ResolveRequest
 from .types import AccessMode, Increment, LazyIncrement
@@ -179,24 +177,12 @@ class DuckDBMetadataStore(MetadataStore):
             self._conn = self._memory_conn
             return
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.01
-        while True:
-            try:
-                conn = duckdb.connect(self.database, config=self.duckdb_config)
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
-                    raise BackendError(f"Cannot open DuckDB database '{self.database}': {exc}") from exc
-                if time.monotonic() >= deadline:
-                    raise StoreBusyError(
-                        f"DuckDB database '{self.database}' is locked by another process (waited "
-                        f"{self.lock_timeout:g}s). Hint: DuckDB allows one writing process per file; "
-                        "close the other process's store or raise lock_timeout."
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
-        self._setup(conn)
+        conn = _duckdb_hosts.acquire(self.database, self.duckdb_config, lock_timeout=self.lock_timeout)
+        try:
+            self._setup(conn)
+        except BaseException:
+            _duckdb_hosts.release(self.database, conn)
+            raise
         self._conn = conn
 
     def _setup(self, conn: duckdb.DuckDBPyConnection) -> None:
@@ -206,9 +192,9 @@ class DuckDBMetadataStore(MetadataStore):
 
     def _close_backend(self) -> None:
         self._catalog = None
-        if self._conn is not None and self._conn is not self._memory_conn:
-            self._conn.close()
-        self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None and conn is not self._memory_conn:
+            _duckdb_hosts.release(self.database, conn)
 
     # --- primitives -------------------------------------------------------------------------------
     def _q(self, name: str) -> str:
@@ -302,7 +288,9 @@ class DuckDBMetadataStore(MetadataStore):
         self._catalog = None
 
     def _list_tables(self) -> list[str]:
-        rows = self.conn.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+        rows = self.conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'"
+        ).fetchall()
         return sorted(r[0] for r in rows)
 
     # --- SQL read pipeline ------------------------------------------------------------------------
