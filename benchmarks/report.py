@@ -198,9 +198,17 @@ def run_metadata(
     only_bound: bool,
     wall_s: float,
     load_before: float | None,
+    cold_open: bool = False,
 ) -> dict[str, str]:
     libraries = sorted({r.ours.library for r in results if r.ours is not None and r.ours.library})
     metaxy_side = f"store `{store}`, hash `{hash_algorithm}`" + "".join(f"; {lib}" for lib in libraries)
+    if store == "duckdb":
+        metaxy_side += (
+            "; timed open: **cold** (idle DuckDB host instances closed first, so the open creates one)"
+            if cold_open
+            else "; timed open: warm (reuses the DuckDB host instance the seeding left for the same file; "
+            "`--cold-open` for the first open in a process)"
+        )
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores ({_cpu_model()}), {fmt_rss(_ram_bytes())} RAM, {platform.platform()}",

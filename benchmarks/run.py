@@ -10,6 +10,12 @@ and times the resolve; the parent reads the child's peak RSS (seeding included) 
     python benchmarks/run.py --quick               # N = 10k, 100k; < 1 min
     python benchmarks/run.py                       # N = 10k, 100k, 1M, 10M
     python benchmarks/run.py --quick --only-bound  # just the lower bound
+    python benchmarks/run.py --quick --cold-open   # time the store's first open in the process
+
+The timed block builds a new store object and opens it.  By default that open finds the DuckDB
+host instance the worker's seeding left for the same file (a process reusing its store, as a
+pipeline does); ``--cold-open`` closes idle host instances first, so the timed open creates its
+DuckDB instance as the bound's ``duckdb.connect`` does.
 
 Exit code: 0 when every cell ran (targets failing included; it is a report), 1 when a cell
 errored (a crash or a wrong new/stale count).
@@ -103,10 +109,19 @@ def _seed(store: Any, feats: wl.BenchFeatures, scenario: wl.Scenario, n: int, ph
             store.write(feats.roots[0], wl.root_frame(scenario, 0, n, bumped=True))
 
 
+def _close_idle_hosts() -> None:
+    """Close the DuckDB host instances kept for reopening (so the next open starts cold)."""
+    from metaxy.metadata_store import _duckdb_hosts
+
+    _duckdb_hosts.reset()
+
+
 def _timed_resolve(
-    factory: StoreFactory, round_dir: Path, hash_algorithm: str, leaf: type
+    factory: StoreFactory, round_dir: Path, hash_algorithm: str, leaf: type, *, cold_open: bool = False
 ) -> tuple[float, tuple[int, int]]:
     """The timed block: build + open the store, resolve the leaf, count new and stale rows."""
+    if cold_open:
+        _close_idle_hosts()
     gc.collect()
     start = time.perf_counter()
     store = factory(round_dir, hash_algorithm)
@@ -135,6 +150,7 @@ def run_metaxy_rounds(
     rounds: int,
     hash_algorithm: str,
     tmpdir: str | None,
+    cold_open: bool = False,
 ) -> dict[str, Any]:
     factory = STORES[store_name]
     expected = wl.expected_counts(n, phase)
@@ -148,7 +164,7 @@ def run_metaxy_rounds(
                 seed_start = time.perf_counter()
                 _seed(factory(round_dir, hash_algorithm), feats, scenario, n, phase)
                 seed_s = time.perf_counter() - seed_start
-                ms, counts = _timed_resolve(factory, round_dir, hash_algorithm, feats.leaf)
+                ms, counts = _timed_resolve(factory, round_dir, hash_algorithm, feats.leaf, cold_open=cold_open)
             finally:
                 shutil.rmtree(round_dir, ignore_errors=True)
             if counts != expected:
@@ -179,9 +195,12 @@ def worker_main(argv: Sequence[str]) -> int:
     p.add_argument("--hash", required=True)
     p.add_argument("--tmpdir")
     p.add_argument("--json-out", required=True)
+    p.add_argument("--cold-open", action="store_true")
     a = p.parse_args(argv)
     try:
-        result = run_metaxy_rounds(a.store, wl.SCENARIOS[a.scenario], a.n, a.phase, a.rounds, a.hash, a.tmpdir)
+        result = run_metaxy_rounds(
+            a.store, wl.SCENARIOS[a.scenario], a.n, a.phase, a.rounds, a.hash, a.tmpdir, cold_open=a.cold_open
+        )
     except Exception as exc:  # reported as the cell's error
         Path(a.json_out).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         raise
@@ -199,6 +218,7 @@ class Options:
     tmpdir: str | None
     verbose: bool
     only_bound: bool
+    cold_open: bool = False
 
 
 def run_child(cmd: Sequence[str], log_path: Path, verbose: bool) -> tuple[int, int]:
@@ -282,7 +302,8 @@ def metaxy_command(cell: report.Cell, opts: Options) -> list[str]:
         "phase": cell.phase,
         "tmpdir": opts.tmpdir,
     }
-    return [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, *_flags(flags)]
+    cold = ["--cold-open"] if opts.cold_open else []
+    return [sys.executable, str(Path(__file__).resolve()), WORKER_FLAG, *_flags(flags), *cold]
 
 
 def bound_notes() -> list[str]:
@@ -348,6 +369,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=BENCH_DIR / "RESULTS.md")
     p.add_argument("--only-bound", action="store_true", help="run only the lower bound (no metaxy needed)")
     p.add_argument("--tmpdir", help="parent directory for the per-round databases")
+    p.add_argument(
+        "--cold-open",
+        action="store_true",
+        help="close the worker's idle DuckDB host instances before each timed open (first open in a process)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="stream the children's per-round progress")
     return p.parse_args(argv)
 
@@ -368,6 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmpdir=args.tmpdir,
         verbose=args.verbose,
         only_bound=args.only_bound,
+        cold_open=args.cold_open,
     )
     load_before = report.load_average()
     started = time.perf_counter()
@@ -383,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bound_command=f"{bound_worker.bound_script()} --layout {BOUND_LAYOUT} --hash {opts.hash_algorithm}",
         bound_notes=bound_notes(),
         only_bound=opts.only_bound,
+        cold_open=opts.cold_open,
         wall_s=time.perf_counter() - started,
         load_before=load_before,
     )

@@ -1,0 +1,32 @@
+"""The benchmark harness runs end to end on a small N: both sides in child processes, counts checked,
+report written. The timed figures themselves are not asserted (performance lives in the report)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+
+
+@pytest.mark.parametrize("cold", [False, True], ids=["warm-open", "cold-open"])
+def test_a_small_run_writes_a_report(tmp_path: Path, cold: bool) -> None:
+    out = tmp_path / "RESULTS.md"
+    cmd = [sys.executable, str(RUN), "--n", "2000", "--rounds", "1", "--scenario", "simple", "--output", str(out)]
+    result = subprocess.run(
+        [*cmd, "--cold-open"] if cold else cmd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = out.read_text()
+    assert "timed open: **cold**" in text if cold else "timed open: warm" in text
+    rows = [line for line in text.splitlines() if line.startswith("| simple | 2k |")]
+    assert [row.split("|")[3].strip() for row in rows] == ["new", "stale"]
+    assert "## Errors" not in text
+    assert "2 cells" in result.stdout and "0 errors" in result.stdout
