@@ -205,3 +205,16 @@ def test_threads_opening_and_closing_one_file_leave_it_released(tmp_path: Path, 
     with ThreadPoolExecutor(max_workers=6) as pool:
         assert list(pool.map(reader, range(6))) == [2000] * 6
     assert _other_process_count(db) == "100"  # the last close detached the file
+
+
+def test_a_relative_path_is_released_even_after_a_chdir(
+    tmp_path: Path, graph: mx.FeatureGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Item = _item()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    store = DuckDBMetadataStore("rel.duckdb", auto_create_tables=True)
+    with store.open("w"):
+        store.write(Item, _rows([1, 2]))
+        monkeypatch.chdir(tmp_path / "elsewhere")  # the close must still find the file's host
+    assert _other_process_count(tmp_path / "rel.duckdb") == "2"

@@ -464,7 +464,27 @@ _read_ops = st.one_of(
 @settings(max_examples=900, **SETTINGS)
 @given(st.sampled_from(ALGORITHMS), st.lists(_read_ops, min_size=1, max_size=8), st.integers(0, 4))
 def test_read_matches_the_oracle(algorithm: HashAlgorithm, ops: list[tuple[Any, ...]], threshold: int) -> None:
-    store = InMemoryMetadataStore(hash_algorithm=algorithm)
+    _check_reads(InMemoryMetadataStore(hash_algorithm=algorithm), algorithm, ops, threshold)
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(
+    st.sampled_from([HashAlgorithm.MD5, HashAlgorithm.SHA256]),
+    st.lists(_read_ops, min_size=1, max_size=8),
+    st.integers(0, 4),
+)
+def test_duckdb_sql_reads_match_the_oracle(
+    algorithm: HashAlgorithm, ops: list[tuple[Any, ...]], threshold: int
+) -> None:
+    """The SQL de-duplication (ties within one write included) against the oracle."""
+    from metaxy.ext.duckdb import DuckDBMetadataStore
+
+    _check_reads(
+        DuckDBMetadataStore(":memory:", hash_algorithm=algorithm, auto_create_tables=True), algorithm, ops, threshold
+    )
+
+
+def _check_reads(store: Any, algorithm: HashAlgorithm, ops: list[tuple[Any, ...]], threshold: int) -> None:
     oracle = OracleStore(algorithm)
     graph = _clip_graph(1)
     columns = ["sample_id", "x", PROV, DV]

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,19 +46,20 @@ _ATTACH_ACCESS_MODE = "access_mode"
 
 @dataclass
 class _Host:
+    path: str
     conn: duckdb.DuckDBPyConnection  # owns the in-memory instance
     settings: tuple[tuple[str, str], ...]
     attach_sql: str
     alias: str
     users: int = 0
     attached: bool = False
-    cursors: dict[int, Any] = field(default_factory=dict)
 
 
 class _Hosts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self._leases: dict[int, tuple[_Host, Any]] = {}  # id(cursor) -> (host, cursor) of open stores
         self._inherited: list[_Host] = []  # a forked child's copies of its parent's open hosts
 
     # --- fork safety: no idle instance crosses a fork; a child never touches its parent's ---------
@@ -76,6 +77,7 @@ class _Hosts:
         # destructor would stop threads that do not exist here) and never use them.
         self._inherited.extend(self._hosts.values())
         self._hosts = OrderedDict()
+        self._leases = {}
         self._lock = threading.Lock()
 
     def acquire(self, database: str, config: Mapping[str, Any], *, lock_timeout: float) -> duckdb.DuckDBPyConnection:
@@ -103,7 +105,7 @@ class _Hosts:
                     cursor = host.conn.cursor()
                     cursor.execute(f"USE {_quote(host.alias)}")
                     host.users += 1
-                    host.cursors[id(cursor)] = cursor
+                    self._leases[id(cursor)] = (host, cursor)
                     self._hosts.move_to_end(path)
                     return cursor
             if time.monotonic() >= deadline:
@@ -115,21 +117,28 @@ class _Hosts:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def release(self, database: str, cursor: duckdb.DuckDBPyConnection) -> None:
-        path = os.path.realpath(database)
+    def release(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Close a cursor from :meth:`acquire`; the last one out detaches the file."""
         with self._lock:
-            host = self._hosts.get(path)
-            if host is None or host.cursors.pop(id(cursor), None) is None:
-                cursor.close()  # not ours (e.g. the pool was reset): just close it
-                return
+            host, _ = self._leases.pop(id(cursor), (None, None))
             cursor.close()
+            if host is None:  # not leased here (e.g. opened before a fork): nothing else to do
+                return
             host.users -= 1
-            if host.users == 0:
-                try:
-                    host.conn.execute(f"DETACH {_quote(host.alias)}")
-                finally:
-                    host.attached = False
-                    self._trim()
+            if host.users:
+                return
+            try:
+                host.conn.execute(f"DETACH {_quote(host.alias)}")
+                host.attached = False
+            except Exception:
+                # could not detach (a user's extra cursor still in a transaction?): closing the
+                # whole instance releases the file all the same
+                if self._hosts.get(host.path) is host:
+                    del self._hosts[host.path]
+                host.conn.close()
+                raise
+            finally:
+                self._trim()
 
     def reset(self) -> None:
         """Close every idle host (hosts with open stores are kept)."""
@@ -160,7 +169,7 @@ class _Hosts:
                 raise BackendError(f"Invalid DuckDB config for '{path}': {exc}") from exc
             alias = _alias(path)
             options = " (READ_ONLY)" if str(config.get(_ATTACH_ACCESS_MODE, "")).upper() == "READ_ONLY" else ""
-            host = _Host(conn, settings, f"ATTACH {_literal(path)} AS {_quote(alias)}{options}", alias)
+            host = _Host(path, conn, settings, f"ATTACH {_literal(path)} AS {_quote(alias)}{options}", alias)
             self._hosts[path] = host
         return host
 

@@ -181,7 +181,7 @@ class DuckDBMetadataStore(MetadataStore):
         try:
             self._setup(conn)
         except BaseException:
-            _duckdb_hosts.release(self.database, conn)
+            _duckdb_hosts.release(conn)
             raise
         self._conn = conn
 
@@ -194,7 +194,7 @@ class DuckDBMetadataStore(MetadataStore):
         self._catalog = None
         conn, self._conn = self._conn, None
         if conn is not None and conn is not self._memory_conn:
-            _duckdb_hosts.release(self.database, conn)
+            _duckdb_hosts.release(conn)
 
     # --- primitives -------------------------------------------------------------------------------
     def _q(self, name: str) -> str:
