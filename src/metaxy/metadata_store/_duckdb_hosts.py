@@ -59,7 +59,8 @@ class _Hosts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
-        self._leases: dict[int, tuple[_Host, Any]] = {}  # id(cursor) -> (host, cursor) of open stores
+        # id(cursor) -> (host, cursor) of open stores; holding the cursor keeps its id unique
+        self._leases: dict[int, tuple[_Host, Any]] = {}
         self._inherited: list[_Host] = []  # a forked child's copies of its parent's open hosts
 
     # --- fork safety: no idle instance crosses a fork; a child never touches its parent's ---------
@@ -131,8 +132,8 @@ class _Hosts:
                 host.conn.execute(f"DETACH {_quote(host.alias)}")
                 host.attached = False
             except Exception:
-                # could not detach (a user's extra cursor still in a transaction?): closing the
-                # whole instance releases the file all the same
+                # DETACH failed (not seen in practice: it even rolls back other cursors' open
+                # transactions): closing the whole instance releases the file all the same
                 if self._hosts.get(host.path) is host:
                     del self._hosts[host.path]
                 host.conn.close()
