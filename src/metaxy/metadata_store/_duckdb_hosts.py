@@ -51,8 +51,7 @@ class _Host:
     settings: tuple[tuple[str, str], ...]
     attach_sql: str
     alias: str
-    users: int = 0
-    attached: bool = False
+    users: int = 0  # open stores; the file is attached exactly while this is > 0
 
 
 class _Hosts:
@@ -92,10 +91,10 @@ class _Hosts:
         while True:
             with self._lock:
                 host = self._host(path, config, settings)
+                first = host.users == 0
                 try:
-                    if not host.attached:
+                    if first:
                         host.conn.execute(host.attach_sql)
-                        host.attached = True
                 except duckdb.IOException as exc:
                     if "lock" not in str(exc).lower():
                         raise BackendError(f"Cannot open DuckDB database '{database}': {exc}") from exc
@@ -103,8 +102,13 @@ class _Hosts:
                 except duckdb.Error as exc:
                     raise BackendError(f"Cannot open DuckDB database '{database}': {exc}") from exc
                 else:
-                    cursor = host.conn.cursor()
-                    cursor.execute(f"USE {_quote(host.alias)}")
+                    try:
+                        cursor = host.conn.cursor()
+                        cursor.execute(f"USE {_quote(host.alias)}")
+                    except BaseException:
+                        if first:  # never leave the file attached (and locked) with no store open
+                            host.conn.execute(f"DETACH {_quote(host.alias)}")
+                        raise
                     host.users += 1
                     self._leases[id(cursor)] = (host, cursor)
                     self._hosts.move_to_end(path)
@@ -130,7 +134,6 @@ class _Hosts:
                 return
             try:
                 host.conn.execute(f"DETACH {_quote(host.alias)}")
-                host.attached = False
             except Exception:
                 # DETACH failed (not seen in practice: it even rolls back other cursors' open
                 # transactions): closing the whole instance releases the file all the same
