@@ -28,11 +28,11 @@ from typing import Any
 
 
 def bound_dir() -> Path:
-    """Directory holding ``lower_bound_duckdb.py`` (env ``METAXY_BENCH_DIR`` overrides)."""
+    """Directory holding ``lower_bound_duckdb.py``: this folder (env ``METAXY_BENCH_DIR`` overrides)."""
     override = os.environ.get("METAXY_BENCH_DIR")
     if override:
         return Path(override).resolve()
-    return Path(__file__).resolve().parents[2] / "shared" / "bench"
+    return Path(__file__).resolve().parent
 
 
 def bound_script() -> Path:

@@ -1,7 +1,7 @@
 """The ``resolve_update`` benchmark workload: feature graphs and byte-identical input data.
 
 The data formula and salts mirror ``lower_bound_duckdb.py`` (the raw-DuckDB lower bound,
-see ``/work/shared/bench/README.md``) exactly, so metaxy and the bound see the same bytes:
+``benchmarks/lower_bound_duckdb.py``) exactly, so metaxy and the bound see the same bytes:
 
 * root ``r``, field ``j`` (name ``f``) of sample ``i`` has provenance
   ``f[0] + str(mix(i, field_salt(r, j)) % (2**20 + 1))``;
