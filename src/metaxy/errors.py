@@ -27,13 +27,14 @@ bad values) so code written against the published Metaxy library keeps working::
         ├── SystemDataNotFoundError (FeatureNotFoundError)  system table never pushed
         ├── TableNotFoundError (FeatureNotFoundError)  table missing and auto_create_tables is off
         ├── FieldNotFoundError (KeyError)
+        ├── ColumnNotFoundError (KeyError)             a filter / columns= names a column the table lacks
         ├── MetadataSchemaError (ValueError)           frame lacks / mistypes a required column
         ├── DependencyError (ValueError)               upstream metadata unusable for a resolve
         ├── RootFeatureError (ValueError)              resolve_update of a root without samples
         ├── HashAlgorithmNotSupportedError (ValueError)
         ├── VersioningEngineMismatchError              "native" engine asked for foreign frames
         ├── StoreCapabilityError (NotImplementedError) a backend cannot do what was asked
-        ├── StoreBusyError                             another process holds the store's lock
+        ├── StoreBusyError                             another process (or thread) holds the store
         └── BackendError                               a driver error, translated (``raise ... from``)
 """
 
@@ -45,6 +46,7 @@ from typing import Any
 __all__ = [
     "BackendError",
     "ColumnCollisionError",
+    "ColumnNotFoundError",
     "ConfigError",
     "DependencyError",
     "DuplicateFeatureError",
@@ -255,6 +257,14 @@ class FieldNotFoundError(KeyErrorMessageMixin, MetadataStoreError, KeyError):
     """A field is not part of a feature."""
 
 
+class ColumnNotFoundError(KeyErrorMessageMixin, MetadataStoreError, KeyError):
+    """A filter, ``columns=`` list or delete condition names a column the data does not have."""
+
+    def __init__(self, message: str, columns: Iterable[str] = ()) -> None:
+        self.columns = list(columns)
+        super().__init__(message)
+
+
 class MetadataSchemaError(MetadataStoreError, ValueError):
     """A frame lacks, or mistypes, a column the operation needs."""
 
@@ -280,7 +290,8 @@ class StoreCapabilityError(MetadataStoreError, NotImplementedError):
 
 
 class StoreBusyError(MetadataStoreError):
-    """Another process holds the store's lock and it was not released in time."""
+    """Another process holds the store's lock and it was not released in time, or a store object
+    open in one thread was used from another."""
 
 
 class BackendError(MetadataStoreError):

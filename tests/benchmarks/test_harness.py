@@ -30,3 +30,19 @@ def test_a_small_run_writes_a_report(tmp_path: Path, cold: bool) -> None:
     assert [row.split("|")[3].strip() for row in rows] == ["new", "stale"]
     assert "## Errors" not in text
     assert "2 cells" in result.stdout and "0 errors" in result.stdout
+
+
+def test_the_large_filter_benchmark_runs_and_reports_growth(tmp_path: Path) -> None:
+    out = tmp_path / "filters.md"
+    script = RUN.parent / "filters.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--rows", "3000", "--terms", "100,400", "--rounds", "1", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    for store in ("memory", "duckdb", "delta"):
+        assert f"| {store} | or | 400 |" in text and f"| {store} | in | 100 |" in text
+    assert "Growth exponent" in text

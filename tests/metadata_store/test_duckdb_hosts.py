@@ -143,7 +143,7 @@ def test_idle_hosts_are_bounded(tmp_path: Path) -> None:
 def test_a_bad_file_or_bad_settings_give_a_backend_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.duckdb"
     junk.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(BackendError, match="Cannot open DuckDB database"):
+    with pytest.raises(BackendError, match="is not a DuckDB database"):
         DuckDBMetadataStore(junk).open("r").__enter__()
     assert junk.read_bytes() == b"this is not a database" * 100
     with pytest.raises(BackendError, match="Invalid DuckDB config"):

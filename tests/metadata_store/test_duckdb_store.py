@@ -80,7 +80,7 @@ def test_resolve_update_is_one_statement_and_only_the_increment_is_fetched(
         store.write(raw, _raw(["v1", "v2"], audio="changed"))
     with store.open("r"):
         spy = _CountingConnection(store._conn)
-        store._conn = spy  # type: ignore[assignment]
+        store._local.backend["conn"] = spy
         inc = store.resolve_update(transcript)
     data = [q for q in spy.statements if not q.startswith("PRAGMA table_info")]  # catalog look-ups aside
     assert len(data) == 1

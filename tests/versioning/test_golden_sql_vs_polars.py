@@ -111,7 +111,7 @@ def build_graph(sc: dict[str, Any]) -> tuple[list[type[mx.BaseFeature]], type[mx
 
 
 def upstream_frame(u: dict[str, Any], ids: list[str], salt: int, override: bool) -> pl.DataFrame:
-    prov = [{f: (None if (salt == 3 and f == "text") else f"{f}-{i}-{salt}") for f in u["fields"]} for i in ids]
+    prov = [{f: ("" if (salt == 3 and f == "text") else f"{f}-{i}-{salt}") for f in u["fields"]} for i in ids]
     data: dict[str, Any] = {
         "sid": ids,
         "grp": [GROUPS[IDS.index(i) % 2] for i in ids],

@@ -23,7 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from metaxy.errors import BackendError, StoreBusyError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["MAX_IDLE_HOSTS", "acquire", "release", "reset"]
+__all__ = ["MAX_IDLE_HOSTS", "WriteGate", "acquire", "gate", "release", "reset"]
 
 #: Idle host instances (no store open on their file) kept for reuse; ~15 MiB of RSS each.
 MAX_IDLE_HOSTS = 4
@@ -44,6 +44,21 @@ _RESERVED_ALIASES = frozenset({"memory", "system", "temp", "main"})
 _ATTACH_ACCESS_MODE = "access_mode"
 
 
+class WriteGate:
+    """What the stores writing one database in this process share.
+
+    ``lock`` serialises their writes (DuckDB lets one transaction at a time change the catalog;
+    concurrent writers would otherwise fail with write-write conflicts). ``epoch`` counts schema
+    changes (create / alter / drop), so a store's cached catalog knows when another store on the
+    same file changed it.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner: int | None = None  # thread ident of the writer holding the lock
+        self.epoch = 0
+
+
 @dataclass
 class _Host:
     path: str
@@ -52,6 +67,7 @@ class _Host:
     attach_sql: str
     alias: str
     users: int = 0  # open stores; the file is attached exactly while this is > 0
+    gate: WriteGate = field(default_factory=WriteGate)
 
 
 class _Hosts:
@@ -121,6 +137,11 @@ class _Hosts:
                 ) from locked
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def gate(self, cursor: duckdb.DuckDBPyConnection) -> WriteGate:
+        """The write gate of the file a cursor from :meth:`acquire` is on."""
+        with self._lock:
+            return self._leases[id(cursor)][0].gate
 
     def release(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Close a cursor from :meth:`acquire`; the last one out detaches the file."""
@@ -199,6 +220,7 @@ def _literal(value: str) -> str:
 
 _HOSTS = _Hosts()
 acquire = _HOSTS.acquire
+gate = _HOSTS.gate
 release = _HOSTS.release
 reset = _HOSTS.reset
 atexit.register(reset)

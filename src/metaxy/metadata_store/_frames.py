@@ -12,9 +12,10 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
-from metaxy.errors import MetadataSchemaError, MetaxyWarning
+from metaxy.errors import ColumnNotFoundError, MetadataSchemaError, MetaxyWarning
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
+from metaxy.models.filter_expression import coerce_filters as _coerce_filters
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.polars_executor import sample_hash_expr
 from metaxy.versioning.representation import BY_FIELD_COLUMNS, maps_from_structs, structs_from_maps
@@ -23,7 +24,9 @@ __all__ = [
     "TIMESTAMP",
     "WriteContext",
     "apply_filters",
+    "check_columns",
     "coerce_filters",
+    "filter_columns",
     "normalize_write",
     "to_polars_lazy",
 ]
@@ -67,12 +70,59 @@ def to_polars_lazy(df: Any) -> pl.LazyFrame:
 
 
 def coerce_filters(filters: FilterLike | Sequence[FilterLike] | None) -> list[FilterLike]:
-    """A filter, a list of them, or None, as a list; SQL strings are parsed (FilterParseError)."""
-    if filters is None:
-        return []
-    if isinstance(filters, str | FilterExpression | nw.Expr | pl.Expr):
-        filters = [filters]
-    return [FilterExpression.parse(f) if isinstance(f, str) else f for f in filters]
+    """A filter, a list of them, or None, as a list; SQL strings are parsed.
+
+    Raises:
+        FilterParseError: a string does not parse, or an item is not a filter (``filters=5``).
+    """
+    return list(_coerce_filters(filters))
+
+
+def filter_columns(f: FilterLike) -> frozenset[str] | None:
+    """Columns a filter reads; None when it cannot be told (narwhals expressions)."""
+    if isinstance(f, FilterExpression):
+        return f.columns
+    if isinstance(f, pl.Expr):
+        return frozenset(f.meta.root_names())
+    return None
+
+
+def check_columns(
+    where: str,
+    available: Sequence[str],
+    *,
+    filters: Sequence[FilterLike] = (),
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Refuse filters / a ``columns=`` list that name columns ``available`` lacks (exact, case-sensitive).
+
+    Raises:
+        ColumnNotFoundError: naming the unknown columns and listing the available ones.
+    """
+    names = set(available)
+    shown = ", ".join(available) or "(none)"
+    for f in filters:
+        used = filter_columns(f)
+        missing = sorted(used - names) if used is not None else []
+        if missing:
+            text = f.source if isinstance(f, FilterExpression) else str(f)
+            raise ColumnNotFoundError(
+                f"Filter {text!r} on {where} uses unknown column(s) {missing}. Available columns: {shown}. "
+                "Hint: column names are case-sensitive; quote names with special characters as \"My Col\".",
+                missing,
+            )
+    if columns is not None:
+        if isinstance(columns, str):
+            raise MetadataSchemaError(
+                f"columns= must be a list of column names, got the string {columns!r}. Hint: columns=[{columns!r}]."
+            )
+        missing = sorted({col for col in columns if col not in names})
+        if missing:
+            raise ColumnNotFoundError(
+                f"columns= on {where} names unknown column(s) {missing}. Available columns: {shown}. "
+                "Hint: column names are case-sensitive.",
+                missing,
+            )
 
 
 def apply_filters(lf: pl.LazyFrame, filters: Sequence[FilterLike]) -> pl.LazyFrame:
@@ -119,6 +169,7 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
     lf = structs_from_maps(lf, by_field)
     schema = lf.collect_schema()
     _check_columns(schema, ctx)
+    lf = _canonical_user_types(lf, schema, ctx)
     names = set(schema.names())
     null_typed = [n for n, dt in schema.items() if n in c.SYSTEM_COLUMNS and dt == pl.Null]
     if null_typed:
@@ -126,6 +177,7 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
         names -= set(null_typed) & {c.PROVENANCE, c.DATA_VERSION, c.DATA_VERSION_BY_FIELD}
         lf = lf.drop([n for n in null_typed if n not in names])
     keys = tuple(_struct_keys(lf.collect_schema()[c.PROVENANCE_BY_FIELD]))
+    lf = _refuse_nulls(lf, ctx, [k for k in keys if k in ctx.field_struct_keys])
     lf = _fill_provenance(lf, names, keys, ctx)
     lf = _fill_data_versions(lf, names, keys, ctx)
     lf = _stamp(lf, names, ctx)
@@ -137,6 +189,15 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
 def _check_columns(schema: pl.Schema, ctx: WriteContext) -> None:
     names = schema.names()
     hint = f"Available columns: {', '.join(names) or '(none)'}."
+    folded: dict[str, str] = {}
+    for name in names:
+        other = folded.setdefault(name.casefold(), name)
+        if other != name:
+            raise MetadataSchemaError(
+                f"Feature '{ctx.feature}': columns '{other}' and '{name}' differ only by case. "
+                "Hint: rename one of them; SQL stores treat identifiers case-insensitively and could not "
+                "keep both."
+            )
     missing_ids = [i for i in ctx.id_columns if i not in names]
     if missing_ids:
         raise MetadataSchemaError(
@@ -170,6 +231,84 @@ def _check_columns(schema: pl.Schema, ctx: WriteContext) -> None:
                 f"Feature '{ctx.feature}': '{col}' must be a string column, got {schema[col]}. "
                 "Hint: drop it and let metaxy compute it."
             )
+
+
+def _canonical_user_types(lf: pl.LazyFrame, schema: pl.Schema, ctx: WriteContext) -> pl.LazyFrame:
+    """User columns in the types every store keeps and reads back alike: categoricals and enums
+    as strings, zoned datetimes in UTC (the same instants).
+
+    Raises:
+        MetadataSchemaError: a Duration or Object column (no store reads one back reliably).
+    """
+    casts = []
+    for name, dtype in schema.items():
+        if name in c.SYSTEM_COLUMNS:
+            continue
+        target = _canonical_dtype(dtype, name, ctx.feature)
+        if target != dtype:
+            casts.append(pl.col(name).cast(target))
+    return lf.with_columns(casts) if casts else lf
+
+
+def _canonical_dtype(dtype: Any, column: str, feature: str) -> Any:
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return pl.String()
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone not in (None, "UTC"):
+        return pl.Datetime(dtype.time_unit, "UTC")
+    if isinstance(dtype, pl.Duration | pl.Object):
+        raise MetadataSchemaError(
+            f"Feature '{feature}': column '{column}' has type {dtype}, which metaxy does not store (the stores "
+            "cannot all read it back). Hint: cast it first, e.g. a Duration to Int64 microseconds with "
+            f"pl.col('{column}').dt.total_microseconds()."
+        )
+    if isinstance(dtype, pl.List):
+        return pl.List(_canonical_dtype(dtype.inner, column, feature))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_canonical_dtype(dtype.inner, column, feature), dtype.shape)
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct([pl.Field(f.name, _canonical_dtype(f.dtype, column, feature)) for f in dtype.fields])
+    return dtype
+
+
+def _refuse_nulls(lf: pl.LazyFrame, ctx: WriteContext, fields: Sequence[str]) -> pl.LazyFrame:
+    """Fail the write on a null id or a null provenance value: such a sample could never be
+    matched, so it would be recomputed forever.
+
+    The check runs inside the frame's own evaluation, batch by batch as the store consumes it
+    (one pass, streaming): the store's write fails and writes nothing. Markers and copies of
+    stored rows (``keep_timestamps``) were validated when first written.
+
+    Raises:
+        MetadataSchemaError: (when the store evaluates the frame) naming the column and count.
+    """
+    if ctx.keep_timestamps:
+        return lf
+    provenance = pl.col(c.PROVENANCE_BY_FIELD)
+    checks = [pl.col(i).is_null().alias(i) for i in ctx.id_columns]
+    checks += [provenance.struct.field(k).is_null().alias(f"{c.PROVENANCE_BY_FIELD}.{k}") for k in fields]
+    return lf.filter(pl.struct(checks).map_batches(_NullCheck(ctx), return_dtype=pl.Boolean, is_elementwise=True))
+
+
+class _NullCheck:
+    """The batch-wise null check of :func:`_refuse_nulls` (a picklable callable: Polars may ship
+    the plan to another thread)."""
+
+    def __init__(self, ctx: WriteContext) -> None:
+        self.feature = ctx.feature
+        self.id_columns = ctx.id_columns
+
+    def __call__(self, flags: pl.Series) -> pl.Series:
+        frame = flags.struct.unnest()
+        for name in frame.columns:
+            count = int(frame.get_column(name).sum())
+            if count:
+                what = "id column" if name in self.id_columns else "provenance value"
+                raise MetadataSchemaError(
+                    f"Feature '{self.feature}': {count} row(s) have a null {what} '{name}'. Hint: every sample "
+                    "needs a non-null id and a non-null provenance string per field (a null could never match, "
+                    "so the sample would be recomputed forever); drop or fill those rows."
+                )
+        return pl.Series(flags.name, [True] * len(flags), dtype=pl.Boolean)
 
 
 def _check_struct(ctx: WriteContext, col: str, dtype: pl.Struct, *, exact: bool) -> None:

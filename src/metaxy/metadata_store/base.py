@@ -9,6 +9,7 @@ here. Backends with a native query engine (SQL) override ``_read_frame`` and
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -39,7 +40,15 @@ from metaxy.versioning.hashing import HashAlgorithm, truncation_length
 from metaxy.versioning.plan import ResolvePlan, compile_plan
 from metaxy.versioning.representation import BY_FIELD_COLUMNS, map_mode, maps_from_structs, structs_from_maps
 
-from ._frames import FilterLike, WriteContext, apply_filters, coerce_filters, normalize_write, to_polars_lazy
+from ._frames import (
+    FilterLike,
+    WriteContext,
+    apply_filters,
+    check_columns,
+    coerce_filters,
+    normalize_write,
+    to_polars_lazy,
+)
 from .types import AccessMode, Increment, LazyIncrement
 
 __all__ = ["MetadataStore", "MetadataStoreConfig", "VersioningEngine"]
@@ -93,8 +102,8 @@ class MetadataStore(ABC):
         self._fallbacks: list[MetadataStore] | None = None
         self._auto_create_tables = auto_create_tables
         self.materialization_id = materialization_id
-        self._modes: list[AccessMode] = []
-        self._entered: list[contextlib.AbstractContextManager[MetadataStore]] = []
+        self._local = _ThreadState()
+        self._clock = threading.Lock()
         self._last_now: datetime | None = None
 
     # --- construction from config ----------------------------------------------------------------
@@ -133,11 +142,29 @@ class MetadataStore(ABC):
 
         return bool(MetaxyConfig.current_or_default().auto_create_tables)
 
+    # --- per-thread open state -------------------------------------------------------------------
+    # A store object may be shared by threads: each thread opens it for itself (its own
+    # connection / cursor, its own mode stack); a thread that did not open it gets
+    # StoreNotOpenError. Backends keep their per-thread handles in ``self._local.backend``.
+    @property
+    def _modes(self) -> list[AccessMode]:
+        return self._local.modes
+
+    @property
+    def _entered(self) -> list[contextlib.AbstractContextManager[MetadataStore]]:
+        return self._local.entered
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_modes"] = []
+        state.pop("_local", None)
+        state.pop("_clock", None)
         state["_fallbacks"] = None
         return self._getstate_backend(state)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = _ThreadState()
+        self._clock = threading.Lock()
 
     def _getstate_backend(self, state: dict[str, Any]) -> dict[str, Any]:
         """Drop unpicklable backend handles from ``state`` (connections)."""
@@ -234,8 +261,8 @@ class MetadataStore(ABC):
     def _require_open(self) -> None:
         if not self._modes:
             raise StoreNotOpenError(
-                f"{self.display()} must be opened before use. Hint: `with store:` (read) or "
-                "`with store.open('w'):` (write)."
+                f"{self.display()} must be opened before use (in this thread: each thread opens a store for "
+                "itself). Hint: `with store:` (read) or `with store.open('w'):` (write)."
             )
 
     def _require_write(self) -> None:
@@ -247,11 +274,12 @@ class MetadataStore(ABC):
 
     def _now(self) -> datetime:
         """The transaction time: UTC, microseconds, strictly increasing per store object."""
-        now = datetime.now(UTC)
-        if self._last_now is not None and now <= self._last_now:
-            now = self._last_now + timedelta(microseconds=1)
-        self._last_now = now
-        return now
+        with self._clock:
+            now = datetime.now(UTC)
+            if self._last_now is not None and now <= self._last_now:
+                now = self._last_now + timedelta(microseconds=1)
+            self._last_now = now
+            return now
 
     # --- fallback stores -------------------------------------------------------------------------
     @property
@@ -351,6 +379,8 @@ class MetadataStore(ABC):
         if with_feature_history and feature_version is not None:
             version = feature_version
         with store.open("r") if store is not self else contextlib.nullcontext():
+            available = store._column_names(store._table(key))
+            check_columns(f"'{key}' in {store.display()}", available, filters=parsed, columns=columns)
             frame = store._read_frame(
                 key,
                 feature_version=version,
@@ -403,6 +433,7 @@ class MetadataStore(ABC):
                 "(or SystemTableStorage(store).push_graph_snapshot()) first.",
                 keys=[key],
             )
+        check_columns(f"system table '{key}'", self._column_names(table), filters=filters, columns=columns)
         lf = apply_filters(self._scan(table), filters)
         return nw.from_native(lf.select(list(columns)) if columns is not None else lf)
 
@@ -501,9 +532,22 @@ class MetadataStore(ABC):
         """The Polars schema of an existing table."""
         return self._scan(table).collect_schema()
 
+    def _column_names(self, table: str) -> list[str]:
+        """The column names of an existing table."""
+        return self._table_schema(table).names()
+
     def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
         existing = self._table_schema(self._table(key))
         incoming = lf.collect_schema()
+        stored_by_case = {n.casefold(): n for n in existing.names()}
+        for name in incoming.names():
+            stored = stored_by_case.get(name.casefold())
+            if stored is not None and stored != name:
+                raise MetadataSchemaError(
+                    f"Writing '{key}': column '{name}' differs only by case from the stored column '{stored}'. "
+                    f"Hint: rename it to '{stored}' (column names are case-sensitive, and SQL stores could not "
+                    "keep both)."
+                )
         clashes = {
             n: (str(existing[n]), str(dt))
             for n, dt in incoming.items()
@@ -604,6 +648,7 @@ class MetadataStore(ABC):
         glob = coerce_filters(global_filters)
         target = [*by_key.get(key, []), *glob, *coerce_filters(target_filters)]
         predicates = coerce_filters(staleness_predicates)
+        self._check_resolve_columns(plan, samples, by_key, glob, target, predicates)
         engine = versioning_engine or self.versioning_engine
         request = _ResolveRequest(plan, samples, by_key, glob, target, predicates, skip_comparison)
         if engine != "polars" and self.native_engine != "polars":
@@ -612,6 +657,33 @@ class MetadataStore(ABC):
                 return native
         result = self._resolve_polars(request, warn=engine == "auto")
         return result if lazy else result.collect()
+
+    def _check_resolve_columns(
+        self,
+        plan: ResolvePlan,
+        samples: Any,
+        by_key: Mapping[FeatureKey, Sequence[FilterLike]],
+        global_filters: Sequence[FilterLike],
+        target: Sequence[FilterLike],
+        predicates: Sequence[FilterLike],
+    ) -> None:
+        """Every filter of a resolve names columns its data has (ColumnNotFoundError otherwise)."""
+        for dep in plan.deps:
+            filters = [*by_key.get(dep.feature, []), *global_filters]
+            if filters:
+                store = self._find_store(dep.feature, allow_fallback=True)
+                with store.open("r") if store is not self else contextlib.nullcontext():
+                    available = store._column_names(store._table(dep.feature))
+                check_columns(f"upstream '{dep.feature}' in {store.display()}", available, filters=filters)
+        if not (target or predicates):
+            return
+        table = self._table(plan.feature)
+        if self._table_exists(table):
+            stored = self._column_names(table)
+            check_columns(f"'{plan.feature}' in {self.display()}", stored, filters=[*target, *predicates])
+        if samples is not None and target:
+            names = [*to_polars_lazy(samples).collect_schema().names(), *sorted(c.SYSTEM_COLUMNS)]
+            check_columns(f"the samples of '{plan.feature}'", names, filters=target)
 
     def _resolve_native(
         self, request: _ResolveRequest, *, strict: bool, lazy: bool
@@ -721,6 +793,7 @@ class MetadataStore(ABC):
             map_mode=self._map_mode(),
         )
         normalized = normalize_write(lf.drop([n for n in names if n == c.PROVENANCE]), ctx)
+        _refuse_duplicate_ids(normalized, plan)
         keep = [n for n in normalized.collect_schema().names() if n not in _LIFECYCLE]
         return apply_filters(normalized.select(keep), target_filters)
 
@@ -834,12 +907,30 @@ class MetadataStore(ABC):
     ) -> int:
         """Soft-delete (append markers) or hard-delete (physically remove) matching rows.
 
+        Args:
+            feature: feature class, key or key string.
+            filters: which rows; ``None`` means every row. An empty list is refused.
+            soft: append deletion markers (default) instead of removing rows physically.
+            with_feature_history: all feature versions instead of the current one.
+            with_sample_history: (soft) mark every stored row, not only the latest per sample.
+
         Returns:
             The number of markers written (soft) or rows removed (hard).
+
+        Raises:
+            StoreNotOpenError: not open for writing.
+            MetadataSchemaError: ``filters=[]`` (ambiguous: pass ``None`` to delete everything).
+            ColumnNotFoundError: a filter names a column the feature's table lacks.
+            FeatureNotFoundError: (hard) the feature has no table in this store.
         """
         self._require_write()
         key = self._key(feature)
         parsed = coerce_filters(filters)
+        if filters is not None and not parsed:
+            raise MetadataSchemaError(
+                f"delete('{key}', filters={filters!r}) got an empty filter list. Hint: pass filters=None "
+                "to delete every row of the feature (explicitly), or give at least one condition."
+            )
         if soft:
             frame = self.read(
                 key,
@@ -854,9 +945,15 @@ class MetadataStore(ABC):
         table = self._table(key)
         if not self._table_exists(table):
             raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
-        predicate = self._hard_delete_predicate(table, parsed)
-        if not with_feature_history:
-            version = pl.col(c.FEATURE_VERSION) == self._graph().get_feature_version(key)
+        check_columns(f"'{key}' in {self.display()}", self._column_names(table), filters=parsed)
+        version = None if with_feature_history else self._graph().get_feature_version(key)
+        return self._hard_delete(table, parsed, version)
+
+    def _hard_delete(self, table: str, filters: Sequence[FilterLike], feature_version: str | None) -> int:
+        """Physically delete the rows matching every filter (of ``feature_version``, if given)."""
+        predicate = self._hard_delete_predicate(table, filters)
+        if feature_version is not None:
+            version = pl.col(c.FEATURE_VERSION) == feature_version
             predicate = version if predicate is None else predicate & version
         return self._delete_where(table, predicate)
 
@@ -919,6 +1016,15 @@ class MetadataStore(ABC):
         return {"features_copied": copied, "rows_copied": rows}
 
 
+class _ThreadState(threading.local):
+    """A store's open state in one thread."""
+
+    def __init__(self) -> None:
+        self.modes: list[AccessMode] = []
+        self.entered: list[contextlib.AbstractContextManager[MetadataStore]] = []
+        self.backend: dict[str, Any] = {}
+
+
 class _ResolveRequest:
     """The normalised arguments of one ``resolve_update`` call."""
 
@@ -954,6 +1060,23 @@ class _ResolveRequest:
 _LIFECYCLE = frozenset(
     {c.FEATURE_VERSION, c.PROJECT_VERSION, c.CREATED_AT, c.UPDATED_AT, c.DELETED_AT, c.MATERIALIZATION_ID}
 )
+
+
+def _refuse_duplicate_ids(lf: pl.LazyFrame, plan: ResolvePlan) -> None:
+    """``samples=`` must name each sample once: two provenances for one sample are ambiguous, and
+    the sample would be listed (and recomputed) twice.
+
+    Raises:
+        MetadataSchemaError: naming up to five duplicated ids.
+    """
+    ids = list(plan.id_columns)
+    dupes = lf.group_by(ids).agg(pl.len().alias("__n")).filter(pl.col("__n") > 1).collect()
+    if dupes.height:
+        shown = ", ".join(str(tuple(r) if len(r) > 1 else r[0]) for r in dupes.select(ids).head(5).rows())
+        raise MetadataSchemaError(
+            f"samples for '{plan.feature}' list {dupes.height} sample(s) more than once (by {ids}): {shown}. "
+            "Hint: give each sample once, e.g. samples.unique(subset=id_columns, keep='last')."
+        )
 
 
 def _with_predicate_columns(lf: pl.LazyFrame, predicates: Sequence[FilterLike]) -> tuple[pl.LazyFrame, list[str]]:

@@ -14,6 +14,7 @@ writers are serialised by Delta's optimistic concurrency; commits that lose a ra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -198,16 +199,17 @@ class DeltaMetadataStore(MetadataStore):
             deltalake = _import_deltalake()
             dt = self._try_load(table)
             stored = None if dt is None else pl.scan_delta(dt).collect_schema()
-            reader, counted = _counting_reader(_delta_compatible(lf, stored, table))
-            deltalake.write_deltalake(
-                self._uri(table) if dt is None else dt,
-                reader,
-                mode="append",
-                schema_mode="merge",
-                storage_options=self.storage_options if dt is None else None,
-                **self.delta_write_options,
-            )
-            return counted()
+            source = _BatchSource(_delta_compatible(lf, stored, table))
+            with source.reraising():
+                deltalake.write_deltalake(
+                    self._uri(table) if dt is None else dt,
+                    source.reader(),
+                    mode="append",
+                    schema_mode="merge",
+                    storage_options=self.storage_options if dt is None else None,
+                    **self.delta_write_options,
+                )
+            return source.rows
 
         return self._commit(table, "append to", attempt)
 
@@ -242,8 +244,9 @@ class DeltaMetadataStore(MetadataStore):
             deleted = int(pl.scan_delta(dt).filter(matches).select(pl.len()).collect().item())
             if deleted == 0:
                 return 0
-            kept, _ = _counting_reader(pl.scan_delta(dt).filter(~matches))
-            deltalake.write_deltalake(dt, kept, mode="overwrite", **self.delta_write_options)
+            kept = _BatchSource(pl.scan_delta(dt).filter(~matches))
+            with kept.reraising():
+                deltalake.write_deltalake(dt, kept.reader(), mode="overwrite", **self.delta_write_options)
             return deleted
 
         return self._commit(table, "delete from", attempt)
@@ -337,17 +340,40 @@ def _import_deltalake() -> Any:
     return deltalake
 
 
-def _counting_reader(lf: pl.LazyFrame) -> tuple[pa.RecordBatchReader, Callable[[], int]]:
-    """Stream ``lf`` as Arrow batches (never collected whole) and count the rows that pass."""
-    source = pa.RecordBatchReader.from_stream(lf.collect_batches(lazy=True, maintain_order=False))
-    rows = [0]
+class _BatchSource:
+    """Stream a lazy frame as Arrow batches (never collected whole), counting the rows that pass.
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in source:
-            rows[0] += batch.num_rows
-            yield batch
+    The batches are produced in Python, so an exception raised while evaluating the frame (a
+    user's lazy frame, metaxy's own write validation) is kept: :meth:`reraising` raises it, as
+    itself, when the Delta write fails because of it (deltalake reports a generic DeltaError).
+    """
 
-    return pa.RecordBatchReader.from_batches(source.schema, batches()), lambda: rows[0]
+    def __init__(self, lf: pl.LazyFrame) -> None:
+        self._lf = lf
+        self.schema = pl.DataFrame(schema=lf.collect_schema()).to_arrow().schema
+        self.rows = 0
+        self.error: BaseException | None = None
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for chunk in self._lf.collect_batches(lazy=True, maintain_order=False):
+                self.rows += chunk.height
+                yield from chunk.to_arrow().cast(self.schema).to_batches()
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    @contextlib.contextmanager
+    def reraising(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            if self.error is not None and self.error is not exc:
+                raise self.error from None
+            raise
 
 
 def _delta_compatible(lf: pl.LazyFrame, stored: pl.Schema | None, table: str) -> pl.LazyFrame:

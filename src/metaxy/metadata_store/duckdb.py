@@ -3,9 +3,11 @@ inside DuckDB; only the increment crosses into Python, as Arrow, when it is coll
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,7 +15,9 @@ import narwhals as nw
 import polars as pl
 
 from metaxy.errors import (
+    BackendError,
     PolarsMaterializationWarning,
+    StoreBusyError,
     StoreCapabilityError,
     VersioningEngineMismatchError,
 )
@@ -142,9 +146,8 @@ class DuckDBMetadataStore(MetadataStore):
         self.duckdb_config = {**defaults, **(config or {})}
         self.extensions = list(extensions or [])
         self.lock_timeout = lock_timeout
-        self._conn: duckdb.DuckDBPyConnection | None = None
         self._memory_conn: duckdb.DuckDBPyConnection | None = None
-        self._catalog: dict[str, tuple[str, ...] | None] | None = None
+        self._memory_gate = _duckdb_hosts.WriteGate()
 
     def _display_target(self) -> str:
         return self.database
@@ -154,12 +157,24 @@ class DuckDBMetadataStore(MetadataStore):
             raise StoreCapabilityError(
                 "An in-memory DuckDB store holding data cannot be pickled. Hint: use a database file."
             )
-        state["_conn"] = None
         state["_memory_conn"] = None
-        state["_catalog"] = None
+        state.pop("_memory_gate", None)
         return state
 
-    # --- connection -------------------------------------------------------------------------------
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._memory_gate = _duckdb_hosts.WriteGate()
+
+    # --- connection (per thread: each thread that opens the store gets its own cursor) ------------
+    @property
+    def _conn(self) -> duckdb.DuckDBPyConnection | None:
+        return self._local.backend.get("conn")
+
+    @property
+    def _gate(self) -> _duckdb_hosts.WriteGate:
+        gate: _duckdb_hosts.WriteGate = self._local.backend["gate"]
+        return gate
+
     @property
     def conn(self) -> duckdb.DuckDBPyConnection:
         self._require_open()
@@ -169,21 +184,23 @@ class DuckDBMetadataStore(MetadataStore):
     def _open_backend(self, mode: AccessMode) -> None:
         import duckdb
 
+        state = self._local.backend
         if self.database == ":memory:":
-            # One connection for the object's life: the data lives in it.
+            # The data lives in one connection for the object's life; each thread gets a cursor on it.
             if self._memory_conn is None:
                 self._memory_conn = duckdb.connect(":memory:", config=self.duckdb_config)
-                self._setup(self._memory_conn)
-            self._conn = self._memory_conn
+            cursor = self._memory_conn.cursor()
+            self._setup(cursor)
+            state.update(conn=cursor, gate=self._memory_gate, catalog=None)
             return
-        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        _check_database_path(self.database)
         conn = _duckdb_hosts.acquire(self.database, self.duckdb_config, lock_timeout=self.lock_timeout)
         try:
             self._setup(conn)
         except BaseException:
             _duckdb_hosts.release(conn)
             raise
-        self._conn = conn
+        state.update(conn=conn, gate=_duckdb_hosts.gate(conn), catalog=None)
 
     def _setup(self, conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute("SET TimeZone = 'UTC'")
@@ -191,10 +208,45 @@ class DuckDBMetadataStore(MetadataStore):
             conn.load_extension(ext)
 
     def _close_backend(self) -> None:
-        self._catalog = None
-        conn, self._conn = self._conn, None
-        if conn is not None and conn is not self._memory_conn:
+        state = self._local.backend
+        conn = state.pop("conn", None)
+        state.clear()
+        if conn is None:
+            return
+        if self.database == ":memory:":
+            conn.close()
+        else:
             _duckdb_hosts.release(conn)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the database's write gate (shared by every store on it in this process) for a write.
+
+        Raises:
+            StoreBusyError: another store kept writing the database for ``lock_timeout`` seconds.
+        """
+        gate = self._gate
+        if gate.owner == threading.get_ident():
+            raise StoreBusyError(
+                f"{self.display()}: a write to this database is already in progress in this thread (a frame "
+                "being written started another write). Hint: collect the frame before writing it."
+            )
+        if not gate.lock.acquire(timeout=self.lock_timeout):
+            raise StoreBusyError(
+                f"{self.display()}: another store in this process kept writing the database for "
+                f"{self.lock_timeout:g}s. Hint: raise lock_timeout, or write from fewer threads at once."
+            )
+        gate.owner = threading.get_ident()
+        try:
+            yield self.conn
+        finally:
+            gate.owner = None
+            gate.lock.release()
+
+    def _schema_changed(self) -> None:
+        """Called (with the gate held) after CREATE / ALTER / DROP: every store's catalog cache is stale."""
+        self._gate.epoch += 1
+        self._local.backend["catalog"] = None
 
     # --- primitives -------------------------------------------------------------------------------
     def _q(self, name: str) -> str:
@@ -202,22 +254,28 @@ class DuckDBMetadataStore(MetadataStore):
 
     def _table_columns(self, table: str) -> tuple[str, ...] | None:
         """A table's columns (None when it does not exist), cached per open session: this process
-        holds the file's write lock, so only this object changes the schema (writes and drops
-        invalidate the cache). ``PRAGMA table_info`` reads one table's entry; the catalog table
-        functions would load every table's metadata (~10 ms on a fresh connection)."""
-        if self._catalog is None:
-            self._catalog = {}
-        if table not in self._catalog:
+        holds the file's lock, so only stores in this process change the schema, and they count
+        their changes on the file's write gate (``epoch``). ``PRAGMA table_info`` reads one table's
+        entry; the catalog table functions would load every table's metadata (~10 ms on a fresh
+        connection)."""
+        state = self._local.backend
+        epoch = self._gate.epoch
+        catalog = state.get("catalog")
+        if catalog is None or state.get("epoch") != epoch:
+            catalog = state["catalog"] = {}
+            state["epoch"] = epoch
+        if table not in catalog:
             import duckdb
 
             name = self.dialect.literal(self._q(table))  # the pragma parses a (quoted) identifier
             try:
                 rows = self.conn.execute(f"PRAGMA table_info({name})").fetchall()
             except duckdb.CatalogException:
-                self._catalog[table] = None
+                catalog[table] = None
             else:
-                self._catalog[table] = tuple(r[1] for r in rows)
-        return self._catalog[table]
+                catalog[table] = tuple(r[1] for r in rows)
+        columns: tuple[str, ...] | None = catalog[table]
+        return columns
 
     def _table_exists(self, table: str) -> bool:
         return self._table_columns(table) is not None
@@ -228,6 +286,9 @@ class DuckDBMetadataStore(MetadataStore):
             raise KeyError(table)
         return columns
 
+    def _column_names(self, table: str) -> list[str]:
+        return list(self._columns(table))
+
     def _table_schema(self, table: str) -> pl.Schema:
         return self.conn.sql(f"SELECT * FROM {self._q(table)} LIMIT 0").pl().schema
 
@@ -236,56 +297,76 @@ class DuckDBMetadataStore(MetadataStore):
 
     def _append(self, table: str, lf: pl.LazyFrame) -> int:
         """Stream the frame into the table in one transaction (batches of Arrow, never the whole
-        normalised frame in memory at once); schema growth adds columns first."""
+        normalised frame in memory at once); schema growth adds columns first.
+
+        The write holds the database's write gate, so a table this write creates is dropped again
+        on failure only while no other store can have written to it. An exception raised while
+        producing the frame (a user's lazy frame, a validation) reaches the caller as itself.
+        """
+        import duckdb
         import pyarrow as pa
 
-        conn = self.conn
         empty = pl.DataFrame(schema=lf.collect_schema()).to_arrow()
         written = 0
+        failure: list[BaseException] = []
 
         def batches() -> Any:
             nonlocal written
-            for chunk in lf.collect_batches(chunk_size=_WRITE_CHUNK_ROWS):
-                written += chunk.height
-                yield from chunk.to_arrow().cast(empty.schema).to_batches()
-
-        reader = pa.RecordBatchReader.from_batches(empty.schema, batches())
-        src, shape = "__metaxy_src", "__metaxy_src_schema"
-        conn.register(shape, empty)
-        conn.register(src, reader)
-        created = False
-        try:
-            if not self._table_exists(table):
-                # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
-                # they span several row groups: create the empty table first (dropped on failure).
-                conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {shape}")
-                created = True
-            conn.execute("BEGIN TRANSACTION")
             try:
-                if not created:
-                    existing = set(self._columns(table))
-                    for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
-                        if name not in existing:
-                            conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
-                conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                if created:
-                    conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+                for chunk in lf.collect_batches(chunk_size=_WRITE_CHUNK_ROWS):
+                    written += chunk.height
+                    yield from chunk.to_arrow().cast(empty.schema).to_batches()
+            except BaseException as exc:  # DuckDB would turn it into a generic InvalidInputException
+                failure.append(exc)
                 raise
-        finally:
-            self._catalog = None
-            conn.unregister(src)
-            conn.unregister(shape)
+
+        with self._writing() as conn:
+            reader = pa.RecordBatchReader.from_batches(empty.schema, batches())
+            src, shape = "__metaxy_src", "__metaxy_src_schema"
+            conn.register(shape, empty)
+            conn.register(src, reader)
+            created = False
+            try:
+                if not self._table_exists(table):
+                    # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
+                    # they span several row groups: create the empty table first (dropped on failure).
+                    conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {shape}")
+                    created = True
+                    self._schema_changed()
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    if not created:
+                        existing = set(self._columns(table))
+                        for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
+                            if name not in existing:
+                                conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
+                                self._schema_changed()
+                    conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    if created:
+                        conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+                    raise
+            except BaseException as exc:
+                if failure and failure[0] is not exc:
+                    raise failure[0] from None
+                if isinstance(exc, duckdb.Error):
+                    raise BackendError(f"Writing table '{table}' of {self.display()} failed: {exc}") from exc
+                raise
+            finally:
+                self._schema_changed()  # ALTERs rolled back or a table dropped: re-read the catalog
+                conn.unregister(src)
+                conn.unregister(shape)
         return written
 
     def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
         raise NotImplementedError  # hard deletes go through _hard_delete_sql (SQL predicates)
 
     def _drop(self, table: str) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
-        self._catalog = None
+        with self._writing() as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+            self._schema_changed()
 
     def _list_tables(self) -> list[str]:
         rows = self.conn.execute(
@@ -457,46 +538,60 @@ class DuckDBMetadataStore(MetadataStore):
         return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
 
     # --- deletes ----------------------------------------------------------------------------------
-    def delete(
-        self,
-        feature: Any,
-        filters: FilterLike | Sequence[FilterLike] | None = None,
-        *,
-        soft: bool = True,
-        with_feature_history: bool = False,
-        with_sample_history: bool = False,
-    ) -> int:
-        if soft:
-            return super().delete(
-                feature,
-                filters,
-                soft=True,
-                with_feature_history=with_feature_history,
-                with_sample_history=with_sample_history,
-            )
-        self._require_write()
-        key = self._key(feature)
-        table = self._table(key)
-        if not self._table_exists(table):
-            from metaxy.errors import FeatureNotFoundError
-
-            raise FeatureNotFoundError(f"Feature '{key}' has no table in {self.display()}.", keys=[key])
-        from ._frames import coerce_filters
-
-        version = None if with_feature_history else self._graph().get_feature_version(key)
+    def _hard_delete(self, table: str, filters: Sequence[FilterLike], feature_version: str | None) -> int:
         base = f"SELECT rowid AS __metaxy_rowid, * FROM {self._q(table)}"
-        if version is not None:
-            base += f" WHERE {self._q(c.FEATURE_VERSION)} = {self.dialect.literal(version)}"
-        selected = self._filter_sql(base, coerce_filters(filters))
+        if feature_version is not None:
+            base += f" WHERE {self._q(c.FEATURE_VERSION)} = {self.dialect.literal(feature_version)}"
+        selected = self._filter_sql(base, filters)
         if selected is None:
             raise StoreCapabilityError(
                 "DuckDBMetadataStore hard deletes take SQL-string or narwhals filters, not Polars expressions. "
                 "Hint: pass the condition as a SQL string."
             )
-        rows = self.conn.execute(
-            f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
-        ).fetchall()
+        with self._writing() as conn:
+            rows = conn.execute(
+                f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
+            ).fetchall()
         return int(rows[0][0]) if rows else 0
+
+
+#: DuckDB database files carry this magic at byte offset 8.
+_DUCKDB_MAGIC = b"DUCK"
+
+
+def _check_database_path(database: str) -> None:
+    """Refuse a path that is not (or cannot become) a DuckDB database file, before DuckDB sees it:
+    DuckDB would attach a CSV / Parquet / text file as a read-only view and writes would vanish.
+
+    Raises:
+        BackendError: naming the path and what it is.
+    """
+    path = Path(database)
+    hint = "Hint: point `database` at a DuckDB file (e.g. metadata.duckdb) or a path where one can be created."
+    if path.is_dir():
+        raise BackendError(f"DuckDB database path '{database}' is a directory. {hint}")
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(12)
+        except OSError as exc:
+            raise BackendError(f"Cannot read DuckDB database file '{database}': {exc}. {hint}") from exc
+        if head[8:12] != _DUCKDB_MAGIC:
+            what = "an empty file" if not head else f"not a DuckDB database (starts with {head[:8]!r})"
+            raise BackendError(f"DuckDB database path '{database}' exists but is {what}. {hint}")
+        return
+    parent = path.parent
+    for ancestor in (parent, *parent.parents):
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise BackendError(
+                    f"Cannot create DuckDB database '{database}': '{ancestor}' is a file, not a directory. {hint}"
+                )
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackendError(f"Cannot create the directory of DuckDB database '{database}': {exc}. {hint}") from exc
 
 
 def _referenced(filters: Sequence[FilterLike]) -> set[str]:

@@ -37,7 +37,7 @@ class InMemoryMetadataStore(MetadataStore):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        super().__setstate__(state)
         self._lock = threading.RLock()
 
     def _open_backend(self, mode: AccessMode) -> None:

@@ -282,7 +282,7 @@ class _Visitor:
                     stack.append(current.this)
                 else:
                     operands.append(self.condition(current))
-            return _Logic(op, tuple(operands))
+            return _merge_equalities(op, operands)
         if isinstance(node, exp.Not):
             self.check_args(node, ("this",))
             inner = self.condition(node.this)
@@ -568,6 +568,44 @@ def _parse(sql: str, dialect: str = "duckdb") -> _Node:
 # --- AST helpers ------------------------------------------------------------------------------
 
 
+def _equality_values(node: _Node) -> tuple[str, tuple[_Lit, ...]] | None:
+    """``col = literal`` (either side) or ``col IN (...)`` as (column, literals); None otherwise."""
+    if isinstance(node, _Cmp) and node.op == "=":
+        if isinstance(node.left, _Col) and isinstance(node.right, _Lit) and node.right.kind != "null":
+            return node.left.name, (node.right,)
+        if isinstance(node.right, _Col) and isinstance(node.left, _Lit) and node.left.kind != "null":
+            return node.right.name, (node.left,)
+    if isinstance(node, _In) and not node.negated and isinstance(node.operand, _Col):
+        return node.operand.name, node.values
+    return None
+
+
+def _merge_equalities(op: Literal["and", "or"], operands: list[_Node]) -> _Node:
+    """``a = 1 OR a = 2 OR a IN (3)`` as ``a IN (1, 2, 3)``: the same three-valued result, and a
+    filter of thousands of OR-ed ids stays one flat node (linear to compile and to run)."""
+    if op != "or" or len(operands) < 3:
+        return _Logic(op, tuple(operands))
+    merged: list[_Node] = []
+    groups: dict[str, list[_Lit]] = {}
+    first_at: dict[str, int] = {}
+    for operand in operands:
+        found = _equality_values(operand)
+        if found is None:
+            merged.append(operand)
+            continue
+        column, values = found
+        if column not in groups:
+            groups[column] = []
+            first_at[column] = len(merged)
+            merged.append(operand)  # placeholder, replaced below
+        groups[column].extend(values)
+    for column, found_values in groups.items():
+        unique = tuple(dict.fromkeys(found_values))
+        if len(unique) > 1:
+            merged[first_at[column]] = _In(_Col(column), unique)
+    return merged[0] if len(merged) == 1 else _Logic(op, tuple(merged))
+
+
 def _children(node: _Node) -> tuple[_Node, ...]:
     if isinstance(node, _Col | _Lit):
         return ()
@@ -647,6 +685,7 @@ class _Backend:
     lit: Callable[[Any], Any]
     null_bool: Callable[[], Any]
     any_of: Callable[[list[Any]], Any]
+    all_of: Callable[[list[Any]], Any]
 
 
 _POLARS = _Backend(
@@ -654,12 +693,14 @@ _POLARS = _Backend(
     lit=pl.lit,
     null_bool=lambda: pl.lit(None, dtype=pl.Boolean),
     any_of=lambda exprs: pl.any_horizontal(*exprs),
+    all_of=lambda exprs: pl.all_horizontal(*exprs),
 )
 _NARWHALS = _Backend(
     col=nw.col,
     lit=nw.lit,
     null_bool=lambda: nw.lit(None, dtype=nw.Boolean),
     any_of=lambda exprs: nw.any_horizontal(*exprs, ignore_nulls=False),
+    all_of=lambda exprs: nw.all_horizontal(*exprs, ignore_nulls=False),
 )
 
 
@@ -679,7 +720,12 @@ def _compile(node: _Node, be: _Backend) -> Any:
         return ~operand.is_null() if node.negated else operand.is_null()
     if isinstance(node, _In):
         operand = _compile(node.operand, be)
-        tests = [operand == be.lit(v.value) for v in node.values if v.kind != "null"]
+        present = [v for v in node.values if v.kind != "null"]
+        if len(present) > 1 and all(v.kind == "str" for v in present):
+            # one hash-set lookup per row; ``is_in`` is strict about types, so only for strings
+            tests = [operand.is_in([v.value for v in present])]
+        else:
+            tests = [operand == be.lit(v.value) for v in present]
         if any(v.kind == "null" for v in node.values):
             if tests:
                 tests.append(be.null_bool())
@@ -697,8 +743,11 @@ def _compile(node: _Node, be: _Backend) -> Any:
         return ~result if node.negated else result
     if isinstance(node, _Not):
         return ~_compile(node.operand, be)
+    parts = [_compile(op, be) for op in node.operands]
+    if len(parts) > 2:  # flat, not a left-deep tree whose depth the optimisers walk repeatedly
+        return be.all_of(parts) if node.op == "and" else be.any_of(parts)
     combine = operator.and_ if node.op == "and" else operator.or_
-    return functools.reduce(combine, (_compile(op, be) for op in node.operands))
+    return functools.reduce(combine, parts)
 
 
 # --- SQL compilation ------------------------------------------------------------------------
@@ -763,7 +812,10 @@ def _sql(node: _Node) -> exp.Expression:
         return exp.Not(this=_sql_operand(node.operand))
     connector = exp.And if node.op == "and" else exp.Or
     parts = [_sql_operand(op) for op in node.operands]
-    return functools.reduce(lambda left, right: connector(this=left, expression=right), parts)
+    while len(parts) > 1:  # a balanced tree: depth log(n), the same flat chain when rendered
+        paired = [connector(this=a, expression=b) for a, b in zip(parts[::2], parts[1::2], strict=False)]
+        parts = paired + ([parts[-1]] if len(parts) % 2 else [])
+    return parts[0]
 
 
 @functools.lru_cache(maxsize=1024)

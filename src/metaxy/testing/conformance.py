@@ -23,7 +23,8 @@ open, ``StoreCapabilityError``); the suite asserts that error instead of skippin
 
 Groups (each a mixin importable on its own): lifecycle (§5.1), read (§5.2), write (§5.3),
 bad input rejected before writing, resolve_update (§3, §5.4), lineage and upstream
-preparation (§3.8-§3.9, §9), deletes / drop / copy (§5.5), system tables (§5.8).
+preparation (§3.8-§3.9, §9), deletes / drop / copy (§5.5), system tables (§5.8), trust (no acknowledged write lost,
+a typed error for every mistake: docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from metaxy.testing.conformance_read import ReadConformance
 from metaxy.testing.conformance_resolve import ResolveConformance
 from metaxy.testing.conformance_support import ConformanceBase, StoreFactory
 from metaxy.testing.conformance_system import SystemTablesConformance
+from metaxy.testing.conformance_trust import TrustConformance
 from metaxy.testing.conformance_validation import ValidationConformance
 from metaxy.testing.conformance_write import WriteConformance
 
@@ -48,6 +50,7 @@ __all__ = [
     "ResolveConformance",
     "StoreFactory",
     "SystemTablesConformance",
+    "TrustConformance",
     "ValidationConformance",
     "WriteConformance",
 ]
@@ -62,5 +65,6 @@ class MetadataStoreConformance(
     LineageConformance,
     DeleteConformance,
     SystemTablesConformance,
+    TrustConformance,
 ):
     """Every conformance test; subclass it and override the ``store_factory`` fixture."""
