@@ -236,22 +236,34 @@ def _assert_error_hides(exc: BaseException, *secrets: str) -> None:
         assert_hidden(text, *secrets)
 
 
-def test_get_store_validation_error_does_not_echo_storage_options(tmp_path: Path) -> None:
+def test_get_store_validation_error_does_not_echo_a_misplaced_secret(tmp_path: Path) -> None:
     secret = fresh("Ve")
-    # root_path forgotten: pydantic's own message would echo the whole input, storage_options included.
+    # The key belongs in storage_options: pydantic's own message would be
+    # "Extra inputs are not permitted [type=extra_forbidden, input_value='<the secret>', ...]".
     config = MetaxyConfig(
         stores={
             "lake": {
                 "type": "metaxy.ext.delta.DeltaMetadataStore",
-                "config": {"storage_options": {"AWS_SECRET_ACCESS_KEY": secret}, "layout": "nested"},
+                "config": {"root_path": str(tmp_path), "aws_secret_access_key": secret},
             }
         }
     )
     with pytest.raises(InvalidConfigError) as info:
         config.get_store("lake")
     assert isinstance(info.value, ValidationError)
-    assert "`root_path`" in str(info.value) and "Field required" in str(info.value)
+    assert "`aws_secret_access_key` = '***'" in str(info.value) and "Extra inputs are not permitted" in str(info.value)
     assert str(info.value).rstrip().endswith(".") and "Hint:" in str(info.value)
+    _assert_error_hides(info.value, secret)
+
+
+def test_get_store_validation_error_does_not_echo_storage_options(tmp_path: Path) -> None:
+    secret = fresh("Vo")
+    # root_path forgotten: pydantic's own message would echo the input, storage_options included.
+    options = {"storage_options": {"AWS_SECRET_ACCESS_KEY": secret}}
+    config = MetaxyConfig(stores={"lake": {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": options}})
+    with pytest.raises(InvalidConfigError) as info:
+        config.get_store("lake")
+    assert "`root_path`" in str(info.value) and "Field required" in str(info.value)
     _assert_error_hides(info.value, secret)
 
 
