@@ -315,6 +315,14 @@ def test_errors_and_warnings_mask_secrets_of_validated_configs(tmp_path: Path) -
     assert_hidden(str(caught[0].message), secret)
 
 
+def test_errors_mask_credentials_of_a_store_built_directly(tmp_path: Path) -> None:
+    secret = fresh("Direct")
+    store = DeltaMetadataStore(tmp_path, storage_options={"AWS_SECRET_ACCESS_KEY": secret})
+    with store:
+        error = BackendError(f"object store refused key {secret}. Hint: check credentials.")
+    assert_hidden(str(error) + repr(error), secret)
+
+
 def test_a_real_delta_store_with_credentials_reads_and_writes(tmp_path: Path, graph: mx.FeatureGraph) -> None:
     """Masking is for display only: the store passes its real ``storage_options`` to Delta."""
     del graph

@@ -524,10 +524,10 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
         """Render the effective configuration as ``metaxy.toml`` text.
 
         ``None`` values are dropped. ``extend`` is left out: the output already contains what
-        the extended files contributed.
+        the extended files contributed. Credentials are masked (``***``), as in ``model_dump_json``.
 
         Returns:
-            TOML text that :meth:`load` reads back to an equal configuration.
+            TOML text that :meth:`load` reads back to an equal configuration, credentials aside.
         """
         data = self.model_dump(mode="json", exclude_none=True, exclude={"extend"})
         return dumps_toml(data)

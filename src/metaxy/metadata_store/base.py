@@ -19,7 +19,7 @@ import narwhals as nw
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from metaxy._secrets import mask_text
+from metaxy._secrets import mask_text, register_secrets_in
 from metaxy.config._checks import check_store_settings
 from metaxy.config._masking import SecretMaskingModel
 from metaxy.errors import (
@@ -193,6 +193,7 @@ class MetadataStore(ABC):
             raise ValueError(f"Unknown access mode {mode!r}. Hint: use 'r' or 'w'.")
         outermost = not self._modes
         if outermost:
+            register_secrets_in(vars(self))  # a driver quoting a credential back gets it masked
             self._check_hash_algorithm()
             self._check_capabilities()
             self._open_backend(mode)
