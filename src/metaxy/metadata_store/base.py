@@ -193,7 +193,8 @@ class MetadataStore(ABC):
             raise ValueError(f"Unknown access mode {mode!r}. Hint: use 'r' or 'w'.")
         outermost = not self._modes
         if outermost:
-            register_secrets_in(vars(self))  # a driver quoting a credential back gets it masked
+            # The public settings' credentials, so that a driver quoting one back gets it masked.
+            register_secrets_in({k: v for k, v in vars(self).items() if not k.startswith("_")})
             self._check_hash_algorithm()
             self._check_capabilities()
             self._open_backend(mode)
