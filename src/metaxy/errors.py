@@ -245,6 +245,10 @@ class ConfigValidationError(InvalidConfigError, ValidationError):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pydantic's own reduce would rebuild a plain ValidationError without the message.
+        return (type(self).from_errors, (self.title, self.errors(include_url=False), self.message))
+
 
 class EntrypointLoadError(ConfigError, ImportError):
     """A feature entry point (module or package entry point) failed to import."""

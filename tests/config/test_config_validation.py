@@ -246,3 +246,15 @@ def test_writes_to_a_read_only_duckdb_store_raise_a_typed_error_and_change_nothi
         assert sorted(reader.read(Thing).collect().to_polars()["id"].to_list()) == ["a"]
     with writer:
         assert sorted(writer.read(Thing).collect().to_polars()["id"].to_list()) == ["a"]
+
+
+def test_config_validation_error_survives_pickling() -> None:
+    """Errors cross process boundaries (Dagster's multiprocess executor, Ray) by pickle."""
+    import pickle
+
+    with pytest.raises(ConfigValidationError) as info:
+        MetaxyConfig(hash_truncation_length=3)
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is ConfigValidationError
+    assert str(copy) == str(info.value)
+    assert copy.errors()[0]["loc"] == ("hash_truncation_length",)
