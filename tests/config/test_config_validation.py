@@ -204,7 +204,7 @@ def test_default_store_set_to_an_unknown_name_is_refused(tmp_path: Path, monkeyp
     monkeypatch.setenv("METAXY_STORE", "prdo")
     with pytest.raises(ConfigValidationError) as info:
         MetaxyConfig(stores={"dev": duckdb_store(tmp_path), "prod": duckdb_store(tmp_path, "prod")})
-    assert_typed_message(info.value, "`store` = 'prdo'", "configured stores: dev, prod")
+    assert_typed_message(info.value, "`store` = 'prdo' (from environment variable METAXY_STORE)", "dev, prod")
 
 
 def test_default_store_name_left_at_its_default_is_not_checked(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from metaxy.config._checks import config_problems, fallback_cycle
-from metaxy.config._masking import SecretMaskingModel, config_validation_error
+from metaxy.config._masking import SecretMaskingModel, config_validation_error, env_variable_for
 from metaxy.config._store_config import StoreConfig, unknown_store_keys_message
 from metaxy.config._store_factory import build_store, config_context
 from metaxy.config._toml import dumps_toml, find_config_file, read_config_file
@@ -218,9 +218,11 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
     def _check_stores(self) -> MetaxyConfig:
         problems = config_problems(self.stores, env_prefix=_ENV_PREFIX)
         if "store" in self.model_fields_set and self.stores and self.store not in self.stores:
+            var = env_variable_for(("store",), _ENV_PREFIX)
+            source = f" (from environment variable {var})" if var else ""
             problems.insert(
                 0,
-                f"`store` = {self.store!r} is not a configured store (configured stores: "
+                f"`store` = {self.store!r}{source} is not a configured store (configured stores: "
                 f"{', '.join(sorted(self.stores))})",
             )
         if problems:
