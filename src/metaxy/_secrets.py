@@ -79,7 +79,7 @@ _registered_lock = threading.Lock()
 _registered_pattern: re.Pattern[str] | None = None
 
 # A key made of word characters, dots and dashes (``AWS_SECRET_ACCESS_KEY``, ``azure.sas-token``).
-_KEY = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+_KEY = r"(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]*"
 # ``key = value`` / ``key: value`` / ``key=value`` (TOML, query strings, DSNs, YAML, logs). The
 # value sits in a lookahead so that a match of a harmless key (``md:`` of ``md:db?token=x``) does
 # not swallow a credential-like key written inside its value.
@@ -259,6 +259,11 @@ def mask_text(text: str) -> str:
     pattern = _registered_pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    if "://" in text:
+        text = _URI_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    # Key rules only where a credential-like word occurs at all (most messages have none).
+    lowered = text.lower().replace("_", "").replace("-", "")
+    if not any(part in lowered for part in _SECRET_KEY_PARTS):
+        return text
     text = _QUOTED_PAIR.sub(_mask_quoted_pair, text)
     return _mask_assignments(text)
