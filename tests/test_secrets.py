@@ -180,6 +180,35 @@ def test_mx_config_print_masks_secrets_from_file_and_environment(tmp_path: Path,
         }
 
 
+def test_mx_errors_on_a_misconfigured_store_do_not_print_the_secret(tmp_path: Path) -> None:
+    secret, env_secret = fresh("CliKey"), fresh("CliEnv")
+    (tmp_path / "metaxy.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [stores.dev]
+            type = "metaxy.ext.delta.DeltaMetadataStore"
+            [stores.dev.config]
+            root_path = "{tmp_path / "lake"}"
+            aws_secret_access_key = "{secret}"
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METAXY_")}
+    assert MX is not None
+    out = subprocess.run(
+        [MX, "metadata", "status", "--all-features"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0
+    assert "aws_secret_access_key" in out.stdout + out.stderr  # the setting is named ...
+    assert_hidden(out.stdout + out.stderr, secret)  # ... its value is not
+    env["METAXY_STORES__DEV__CONFIG__LOCK_TIMEOUT"] = "nan"
+    env["METAXY_STORES__DEV__CONFIG__PASSWORD"] = env_secret
+    out = subprocess.run([MX, "list", "stores"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "METAXY_STORES__DEV__CONFIG__LOCK_TIMEOUT" in out.stdout + out.stderr
+    assert_hidden(out.stdout + out.stderr, secret, env_secret)
+
+
 def test_python_mode_dump_keeps_real_values_for_building_stores() -> None:
     secret = fresh("Py")
     entry = StoreConfig(type="metaxy.ext.delta.DeltaMetadataStore", config={"storage_options": {"token": secret}})
