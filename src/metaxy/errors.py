@@ -18,11 +18,13 @@ bad values) so code written against the published Metaxy library keeps working::
     │   └── FeatureGraphCycleError (ValueError)        features depend on each other in a cycle
     ├── ConfigError
     │   ├── InvalidConfigError (ValueError)            unreadable / invalid configuration, unknown store
+    │   │   └── ConfigValidationError (pydantic.ValidationError)  a setting fails validation
     │   └── EntrypointLoadError (ImportError)          a feature entry point failed to import
     ├── FilterParseError (ValueError)                  a SQL filter string that is malformed or unsupported
     ├── ExternalFeatureVersionMismatchError            external feature versions differ from the store
     └── MetadataStoreError
         ├── StoreNotOpenError                          closed store, or write in read mode
+        │   └── ReadOnlyStoreError                     write to a store configured read-only
         ├── FeatureNotFoundError (KeyError)            feature absent from a store and its fallbacks
         ├── SystemDataNotFoundError (FeatureNotFoundError)  system table never pushed
         ├── TableNotFoundError (FeatureNotFoundError)  table missing and auto_create_tables is off
@@ -36,6 +38,9 @@ bad values) so code written against the published Metaxy library keeps working::
         ├── StoreCapabilityError (NotImplementedError) a backend cannot do what was asked
         ├── StoreBusyError                             another process (or thread) holds the store
         └── BackendError                               a driver error, translated (``raise ... from``)
+
+Every message (and every warning's) is passed through :func:`metaxy._secrets.mask_text` when the
+exception is created, so no password, token or storage key reaches a log, a terminal or Dagster.
 """
 
 from __future__ import annotations
@@ -43,11 +48,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from pydantic_core import PydanticCustomError, ValidationError
+
+from metaxy._secrets import MASK, mask_text, mask_value
+
 __all__ = [
     "BackendError",
     "ColumnCollisionError",
     "ColumnNotFoundError",
     "ConfigError",
+    "ConfigValidationError",
     "DependencyError",
     "DuplicateFeatureError",
     "EntrypointLoadError",
@@ -73,6 +83,7 @@ __all__ = [
     "MetaxyWarning",
     "NoUpstreamFieldsError",
     "PolarsMaterializationWarning",
+    "ReadOnlyStoreError",
     "RootFeatureError",
     "StoreBusyError",
     "StoreCapabilityError",
@@ -84,8 +95,15 @@ __all__ = [
 ]
 
 
+def _masked_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(mask_text(a) if isinstance(a, str) else a for a in args)
+
+
 class MetaxyError(Exception):
-    """Root of every error metaxy raises."""
+    """Root of every error metaxy raises. Secrets in the message are masked."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*_masked_args(args))
 
 
 def _fmt_keys(keys: Iterable[Any]) -> str:
@@ -188,6 +206,52 @@ class InvalidConfigError(ConfigError, ValueError):
     """A configuration file, environment variable or store entry is invalid."""
 
 
+class ConfigValidationError(InvalidConfigError, ValidationError):
+    """A setting (from arguments, a ``METAXY_*`` variable or a config file) failed validation.
+
+    Also a ``pydantic.ValidationError``, so code that catches that keeps working; ``errors()``
+    lists the problems, with credential values replaced by ``***``. The message names each
+    setting and its value and ends with a hint; it never echoes a secret.
+    """
+
+    message: str
+
+    @classmethod
+    def from_errors(cls, title: str, errors: list[Any], message: str) -> ConfigValidationError:
+        """Build the error from pydantic's ``exc.errors()`` and the message to show.
+
+        Args:
+            title: The model's name.
+            errors: ``ValidationError.errors()`` of the original error.
+            message: The message (it is masked).
+
+        Returns:
+            The error, with each problem's ``input`` masked.
+        """
+        line_errors: list[Any] = []
+        for err in errors:
+            loc = tuple(err.get("loc") or ())
+            key = loc[-1] if loc else None
+            kind = str(err.get("type", "value_error"))
+            line_errors.append(
+                {
+                    "type": PydanticCustomError(kind, mask_text(str(err.get("msg", "")))),
+                    "loc": loc,
+                    "input": mask_value(key, err.get("input", MASK)),
+                }
+            )
+        error = cls.from_exception_data(title, line_errors)
+        error.message = mask_text(message)
+        return error
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pydantic's own reduce would rebuild a plain ValidationError without the message.
+        return (type(self).from_errors, (self.title, self.errors(include_url=False), self.message))
+
+
 class EntrypointLoadError(ConfigError, ImportError):
     """A feature entry point (module or package entry point) failed to import."""
 
@@ -207,7 +271,10 @@ class ExternalFeatureVersionMismatchError(MetaxyError):
 
 
 class MetaxyWarning(UserWarning):
-    """Base of metaxy's warnings."""
+    """Base of metaxy's warnings. Secrets in the message are masked."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*_masked_args(args))
 
 
 class ExternalFeatureVersionMismatchWarning(MetaxyWarning):
@@ -235,6 +302,10 @@ class MetadataStoreError(MetaxyError):
 
 class StoreNotOpenError(MetadataStoreError):
     """The store is closed, or open in read mode for a write operation."""
+
+
+class ReadOnlyStoreError(StoreNotOpenError):
+    """A write, delete or drop was asked of a store configured read-only; nothing was changed."""
 
 
 class FeatureNotFoundError(KeyErrorMessageMixin, MetadataStoreError, KeyError):

@@ -162,6 +162,9 @@ type = "pkg.Store"
 root_path = "/data"
 fallback_stores = ["dev"]
 
+[stores.dev]
+type = "pkg.Store"
+
 [[extra_features]]
 projects = ["other"]
 

@@ -181,6 +181,8 @@ def test_env_defined_store_builds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METAXY_STORES__PROD__CONFIG__ROOT_PATH", "/env/prod")
     monkeypatch.setenv("METAXY_STORES__PROD__CONFIG__READ_ONLY", "true")
     monkeypatch.setenv("METAXY_STORES__PROD__CONFIG__FALLBACK_STORES", '["dev", "archive"]')
+    monkeypatch.setenv("METAXY_STORES__DEV__TYPE", path_of(RecordingStore))
+    monkeypatch.setenv("METAXY_STORES__ARCHIVE__TYPE", path_of(RecordingStore))
     store = MetaxyConfig().get_store("prod")
     assert store.config.root_path == "/env/prod"
     assert store.config.read_only is True

@@ -27,12 +27,15 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
+from metaxy.config._checks import config_problems, fallback_cycle
+from metaxy.config._masking import SecretMaskingModel, config_validation_error, env_variable_for
 from metaxy.config._store_config import StoreConfig, unknown_store_keys_message
-from metaxy.config._store_factory import build_store, config_context, describe_validation_error
+from metaxy.config._store_factory import build_store, config_context
 from metaxy.config._toml import dumps_toml, find_config_file, read_config_file
-from metaxy.errors import InvalidConfigError, MetaxyWarning
+from metaxy.errors import ConfigValidationError, InvalidConfigError, MetaxyWarning
 
 __all__ = ["CONFIG_ENV_VAR", "MetaxyConfig"]
 
@@ -50,6 +53,8 @@ PluginT = TypeVar("PluginT", bound=BaseModel)
 # The TOML data of the ``load()`` call in progress. A bare ``MetaxyConfig()`` sees None and so
 # never reads a file; ``load()`` sets it around the constructor call.
 _toml_data: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("metaxy_toml_data", default=None)
+# The file of the ``load()`` call in progress, for error messages.
+_toml_path: contextvars.ContextVar[Path | None] = contextvars.ContextVar("metaxy_toml_path", default=None)
 _context_config: contextvars.ContextVar[MetaxyConfig | None] = contextvars.ContextVar(
     "metaxy_context_config", default=None
 )
@@ -91,13 +96,17 @@ def _env_store_fields(store_name: str) -> list[str]:
     return sorted(fields)
 
 
-class MetaxyConfig(BaseSettings):
+class MetaxyConfig(SecretMaskingModel, BaseSettings):
     """Metaxy's configuration.
 
     Values come from, highest precedence first: constructor arguments, ``METAXY_*`` environment
     variables (nested keys joined with ``__``, e.g. ``METAXY_STORES__PROD__CONFIG__ROOT_PATH``)
     and a TOML file (``metaxy.toml``, or ``[tool.metaxy]`` in ``pyproject.toml``). Only
     :meth:`load` reads a file; a bare ``MetaxyConfig()`` reads arguments and the environment.
+
+    Invalid or meaningless settings raise :class:`~metaxy.errors.ConfigValidationError` (an
+    ``InvalidConfigError`` and a ``pydantic.ValidationError``) naming each setting, its value and
+    the ``METAXY_*`` variable it came from. ``repr``, ``to_toml()`` and JSON dumps mask credentials.
 
     Example:
         >>> config = MetaxyConfig(project="demo", stores={"dev": {"type": "my.stores.Store"}})
@@ -122,7 +131,9 @@ class MetaxyConfig(BaseSettings):
     entrypoints: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Modules to import for feature discovery."
     )
-    hash_truncation_length: int = Field(default=8, ge=8, description="Length hashes are truncated to.")
+    hash_truncation_length: int = Field(
+        default=8, ge=8, le=64, description="Length hashes are truncated to (8 to 64, the longest digest)."
+    )
     auto_create_tables: bool = Field(default=False, description="Let stores create missing tables.")
     enable_map_datatype: bool = Field(
         default=False, description="Store `_by_field` columns as Map instead of Struct (experimental)."
@@ -138,6 +149,30 @@ class MetaxyConfig(BaseSettings):
     theme: str = Field(default="default", description="CLI rendering theme.")
 
     _config_file: Path | None = PrivateAttr(default=None)
+
+    def __init__(self, /, **values: Any) -> None:
+        error: InvalidConfigError | None = None
+        try:
+            super().__init__(**values)
+        except SettingsError as exc:
+            # pydantic-settings could not decode a METAXY_* variable (e.g. malformed JSON).
+            error = InvalidConfigError(
+                f"Invalid Metaxy configuration: {exc}. {config_context(_toml_path.get())}. "
+                "Hint: METAXY_* variables that hold lists or tables must be JSON, e.g. "
+                'METAXY_STORES__DEV__CONFIG__FALLBACK_STORES=\'["prod"]\'.'
+            )
+        if error is not None:
+            raise error
+
+    @classmethod
+    def _validation_error(cls, exc: ValidationError) -> ConfigValidationError:
+        return config_validation_error(
+            exc,
+            subject="Invalid Metaxy configuration",
+            context=config_context(_toml_path.get()),
+            env_prefix=_ENV_PREFIX,
+            hint="correct the named setting(s) in the config file, or the METAXY_* environment variable named.",
+        )
 
     # --- sources and validation --------------------------------------------------------------
 
@@ -178,6 +213,24 @@ class MetaxyConfig(BaseSettings):
                         continue
             stores[name] = entry
         return {**data, "stores": stores}
+
+    @model_validator(mode="after")
+    def _check_stores(self) -> MetaxyConfig:
+        problems = config_problems(self.stores, env_prefix=_ENV_PREFIX)
+        if "store" in self.model_fields_set and self.stores and self.store not in self.stores:
+            var = env_variable_for(("store",), _ENV_PREFIX)
+            source = f" (from environment variable {var})" if var else ""
+            problems.insert(
+                0,
+                f"`store` = {self.store!r}{source} is not a configured store (configured stores: "
+                f"{', '.join(sorted(self.stores))})",
+            )
+        if problems:
+            raise ValueError(
+                f"{'; '.join(problems)} (name only configured stores; no store may fall back to itself, "
+                "directly or through other stores)"
+            )
+        return self
 
     @field_validator("project")
     @classmethod
@@ -232,7 +285,8 @@ class MetaxyConfig(BaseSettings):
         Raises:
             InvalidConfigError: The file given (or in ``METAXY_CONFIG``) does not exist or is not
                 valid TOML, or its ``extend`` chain is broken or circular.
-            pydantic.ValidationError: A value is invalid (e.g. ``hash_truncation_length < 8``).
+            ConfigValidationError: A value is invalid (e.g. ``hash_truncation_length < 8``, a
+                fallback cycle); also a ``pydantic.ValidationError``.
         """
         path: Path | None
         if config_file is not None:
@@ -248,9 +302,11 @@ class MetaxyConfig(BaseSettings):
         else:
             data = {}
         token = _toml_data.set(data)
+        path_token = _toml_path.set(path)
         try:
             config = cls()
         finally:
+            _toml_path.reset(path_token)
             _toml_data.reset(token)
         config._config_file = path
         cls.set(config)
@@ -368,10 +424,10 @@ class MetaxyConfig(BaseSettings):
             A new, unopened store instance.
 
         Raises:
-            InvalidConfigError: No stores are configured; the name is unknown; the store class
-                cannot be imported or has the wrong type; its config fails validation; it cannot
-                be constructed; or it does not use the configured ``hash_algorithm``. The message
-                names the config file.
+            InvalidConfigError: No stores are configured; the name is unknown; its fallback
+                stores form a cycle; the store class cannot be imported or has the wrong type;
+                its config fails validation; it cannot be constructed; or it does not use the
+                configured ``hash_algorithm``. The message names the config file.
         """
         store_name = name or self.store
         context = config_context(self.config_file)
@@ -386,6 +442,13 @@ class MetaxyConfig(BaseSettings):
             raise InvalidConfigError(
                 f"Store '{store_name}' is not configured. Available stores: {available} {context}. "
                 f"Hint: use one of the available names, or add [stores.{store_name}] to the config."
+            )
+        cycle = fallback_cycle(self.stores, store_name)
+        if cycle is not None:
+            raise InvalidConfigError(
+                f"Fallback stores form a cycle: {' -> '.join(cycle)} {context}. "
+                f"Hint: remove one of these names from a `fallback_stores` list; a store may not fall back "
+                "to itself, directly or through other stores."
             )
         return build_store(
             store_name,
@@ -438,18 +501,24 @@ class MetaxyConfig(BaseSettings):
             ``plugin_cls`` validated from ``[ext.<name>]`` (an empty table if absent).
 
         Raises:
-            InvalidConfigError: The table does not validate against ``plugin_cls``.
+            ConfigValidationError: The table does not validate against ``plugin_cls`` (an
+                ``InvalidConfigError``).
         """
         options = self.ext.get(name, {})
+        error: ConfigValidationError | None = None
         try:
             return plugin_cls.model_validate(options)
         except ValidationError as exc:
-            raise InvalidConfigError(
-                f"Invalid [ext.{name}] plugin config for {plugin_cls.__name__}: "
-                f"{describe_validation_error(exc)} "
-                f"{config_context(self.config_file)}. "
-                f"Hint: valid keys are {', '.join(sorted(plugin_cls.model_fields))}."
-            ) from exc
+            # Built outside this block so that pydantic's error (which echoes inputs) is not chained.
+            error = config_validation_error(
+                exc,
+                subject=f"Invalid [ext.{name}] plugin config for {plugin_cls.__name__}",
+                context=config_context(self.config_file),
+                env_prefix=_ENV_PREFIX,
+                env_loc=("ext", name),
+                hint=f"valid keys are {', '.join(sorted(plugin_cls.model_fields))}.",
+            )
+        raise error
 
     # --- output ------------------------------------------------------------------------------
 
@@ -457,10 +526,10 @@ class MetaxyConfig(BaseSettings):
         """Render the effective configuration as ``metaxy.toml`` text.
 
         ``None`` values are dropped. ``extend`` is left out: the output already contains what
-        the extended files contributed.
+        the extended files contributed. Credentials are masked (``***``), as in ``model_dump_json``.
 
         Returns:
-            TOML text that :meth:`load` reads back to an equal configuration.
+            TOML text that :meth:`load` reads back to an equal configuration, credentials aside.
         """
         data = self.model_dump(mode="json", exclude_none=True, exclude={"extend"})
         return dumps_toml(data)

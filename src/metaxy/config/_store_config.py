@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from metaxy.config._masking import SecretMaskingModel
 from metaxy.config._toml import dumps_toml
 
 __all__ = ["StoreConfig", "class_import_path", "unknown_store_keys_message"]
@@ -31,7 +32,7 @@ def unknown_store_keys_message(name: str, keys: list[str]) -> str:
     )
 
 
-class StoreConfig(BaseModel):
+class StoreConfig(SecretMaskingModel):
     """How to build one named metadata store.
 
     In TOML::
@@ -41,6 +42,9 @@ class StoreConfig(BaseModel):
         [stores.dev.config]
         database = "metadata.duckdb"
         fallback_stores = ["prod"]
+
+    ``repr`` and JSON dumps mask credentials. Meaningless common options (``versioning_engine``,
+    ``lock_timeout``, ``fallback_stores``) are refused by ``MetaxyConfig`` and by ``get_store``.
 
     Attributes:
         type: The store class, or its import path (``"package.module.ClassName"``).
@@ -84,6 +88,7 @@ class StoreConfig(BaseModel):
         """Render this entry as the body of a ``[stores.<name>]`` table.
 
         Returns:
-            TOML text with ``type`` and a ``[config]`` table; ``None`` values are dropped.
+            TOML text with ``type`` and a ``[config]`` table; ``None`` values are dropped and
+            credentials are masked.
         """
         return dumps_toml(self.model_dump(mode="json", exclude_none=True))

@@ -15,10 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from metaxy.config._checks import store_setting_problems
+from metaxy.config._masking import config_validation_error
 from metaxy.config._store_config import StoreConfig
 from metaxy.errors import InvalidConfigError
 
-__all__ = ["build_store", "config_context", "describe_validation_error", "import_store_class"]
+__all__ = ["build_store", "config_context", "import_store_class"]
 
 
 def config_context(config_file: Path | None) -> str:
@@ -28,11 +30,6 @@ def config_context(config_file: Path | None) -> str:
         f"[{source}; note that METAXY_* environment variables such as METAXY_STORE and "
         "METAXY_STORES__<NAME>__TYPE override the file]"
     )
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """One line per problem, ``field.path: message``, joined with ``; ``."""
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors())
 
 
 def _fail(message: str, hint: str, config_file: Path | None) -> InvalidConfigError:
@@ -108,20 +105,36 @@ def _decode_json_strings(options: dict[str, Any], error: ValidationError) -> dic
 
 def _validate_options(name: str, store_cls: type, options: dict[str, Any], config_file: Path | None) -> BaseModel:
     model: type[BaseModel] = store_cls.config_model()  # type: ignore[attr-defined]
+    error: InvalidConfigError | None = None
     try:
-        return model.model_validate(options)
+        validated = model.model_validate(options)
     except ValidationError as exc:
         retry = _decode_json_strings(options, exc)
         if retry is not None:
             try:
-                return model.model_validate(retry)
+                validated = model.model_validate(retry)
             except ValidationError:
-                pass
+                retry = None
+        if retry is None:
+            # Built outside this block so that pydantic's error (which echoes inputs) is not chained.
+            error = config_validation_error(
+                exc,
+                subject=f"Store '{name}' ({store_cls.__name__}) has invalid config",
+                context=config_context(config_file),
+                env_prefix="METAXY_",
+                env_loc=("stores", name, "config"),
+                hint=f"fix [stores.{name}.config]; valid options are: {', '.join(sorted(model.model_fields))}.",
+            )
+    if error is not None:
+        raise error
+    problems = store_setting_problems(validated.model_dump())
+    if problems:
         raise _fail(
-            f"Store '{name}' ({store_cls.__name__}) has invalid config: {describe_validation_error(exc)}.",
-            f"fix [stores.{name}.config]; valid options are: {', '.join(sorted(model.model_fields))}.",
+            f"Store '{name}' ({store_cls.__name__}) has invalid config: {'; '.join(problems)}.",
+            f"fix [stores.{name}.config].",
             config_file,
-        ) from exc
+        )
+    return validated
 
 
 def build_store(

@@ -20,11 +20,15 @@ import narwhals as nw
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from metaxy._secrets import mask_text, register_secrets_in
+from metaxy.config._checks import check_store_settings
+from metaxy.config._masking import SecretMaskingModel
 from metaxy.errors import (
     FeatureNotFoundError,
     HashAlgorithmNotSupportedError,
     MetadataSchemaError,
     PolarsMaterializationWarning,
+    ReadOnlyStoreError,
     RootFeatureError,
     StoreCapabilityError,
     StoreNotOpenError,
@@ -57,8 +61,11 @@ VersioningEngine = Literal["auto", "native", "polars"]
 FiltersByFeature = Mapping[Any, FilterLike | Sequence[FilterLike]]
 
 
-class MetadataStoreConfig(BaseModel):
-    """Constructor settings common to every store (``stores.<name>.config`` in metaxy.toml)."""
+class MetadataStoreConfig(SecretMaskingModel):
+    """Constructor settings common to every store (``stores.<name>.config`` in metaxy.toml).
+
+    ``repr`` and JSON dumps mask credentials; a failed validation raises ``ConfigValidationError``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -95,6 +102,7 @@ class MetadataStore(ABC):
         auto_create_tables: bool | None = None,
         materialization_id: str | None = None,
     ) -> None:
+        check_store_settings(type(self).__name__, versioning_engine=versioning_engine)
         self.name = name
         self.hash_algorithm = HashAlgorithm(hash_algorithm) if hash_algorithm else self.default_hash_algorithm
         self.versioning_engine: VersioningEngine = versioning_engine
@@ -122,8 +130,8 @@ class MetadataStore(ABC):
         return f"{type(self).__module__}.{type(self).__qualname__}"
 
     def display(self) -> str:
-        """A short human description, e.g. ``InMemoryMetadataStore(name=dev)``."""
-        return f"{type(self).__name__}({self._display_target()})"
+        """A short human description, e.g. ``InMemoryMetadataStore(name=dev)``; credentials masked."""
+        return mask_text(f"{type(self).__name__}({self._display_target()})")
 
     def _display_target(self) -> str:
         return f"name={self.name}" if self.name else ""
@@ -212,6 +220,8 @@ class MetadataStore(ABC):
             raise ValueError(f"Unknown access mode {mode!r}. Hint: use 'r' or 'w'.")
         outermost = not self._modes
         if outermost:
+            # The public settings' credentials, so that a driver quoting one back gets it masked.
+            register_secrets_in({k: v for k, v in vars(self).items() if not k.startswith("_")})
             self._check_hash_algorithm()
             self._check_capabilities()
             self._open_backend(mode)
@@ -265,11 +275,21 @@ class MetadataStore(ABC):
                 "itself). Hint: `with store:` (read) or `with store.open('w'):` (write)."
             )
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store is configured read-only (writes raise ``ReadOnlyStoreError``)."""
+        return False
+
     def _require_write(self) -> None:
         self._require_open()
         if self._modes[-1] != "w":
             raise StoreNotOpenError(
                 f"{self.display()} is open in read mode. Hint: wrap the write in `with store.open('w'):`."
+            )
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"{self.display()} is configured read-only; nothing was written. Hint: write through a "
+                "store configured without read-only access, or remove that setting."
             )
 
     def _now(self) -> datetime:

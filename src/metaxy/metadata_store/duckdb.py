@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import narwhals as nw
 import polars as pl
 
+from metaxy.config._checks import check_store_settings
 from metaxy.errors import (
     BackendError,
     PolarsMaterializationWarning,
@@ -134,6 +135,7 @@ class DuckDBMetadataStore(MetadataStore):
                 "Hint: use a DuckDB file, or the Delta store for lake storage."
             )
         super().__init__(**kwargs)
+        check_store_settings(type(self).__name__, lock_timeout=lock_timeout)
         self.database = str(database)
         # Rows of metaxy tables have no order semantics; letting DuckDB drop insertion order cuts the
         # memory of large writes (~0.4 GiB less at 10M rows). DuckDB's default memory limit (80 % of
@@ -151,6 +153,11 @@ class DuckDBMetadataStore(MetadataStore):
 
     def _display_target(self) -> str:
         return self.database
+
+    @property
+    def read_only(self) -> bool:
+        """True when ``config`` sets DuckDB's ``access_mode`` to ``READ_ONLY``."""
+        return str(self.duckdb_config.get("access_mode", "")).strip().lower() == "read_only"
 
     def _getstate_backend(self, state: dict[str, Any]) -> dict[str, Any]:
         if self.database == ":memory:" and self._memory_conn is not None:

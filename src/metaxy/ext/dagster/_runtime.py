@@ -16,6 +16,7 @@ import narwhals as nw
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash expression namespace)
 
+from metaxy._secrets import mask_text
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
@@ -168,9 +169,9 @@ def _location(store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
     table_uri = getattr(store, "table_uri", None)
     database = getattr(store, "database", None)
     if callable(table_uri):
-        out["uri"] = str(table_uri(key))
+        out["uri"] = mask_text(str(table_uri(key)))
     elif isinstance(database, str) and database != ":memory:":
-        out["uri"] = database if "://" in database else os.path.abspath(database)
+        out["uri"] = mask_text(database if "://" in database else os.path.abspath(database))
     return out
 
 
