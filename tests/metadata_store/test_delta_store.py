@@ -520,3 +520,25 @@ def test_a_killed_writer_leaves_no_partial_rows(tmp_path: Path, graph: mx.Featur
         assert id_set(store.read(feature, with_sample_history=True)) == {-1, -2}
         store.write(feature, seed.with_columns(pl.col("sample_id") - 10))  # the table still takes writes
         assert id_set(store.read(feature)) == {-1, -2, -11, -12}
+
+
+def test_a_missing_data_file_is_a_typed_error_naming_it(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    from metaxy.errors import BackendError
+
+    class Raw(mx.BaseFeature, spec=mx.FeatureSpec(key="gone/raw", id_columns=["video_id"], fields=["audio"])):
+        video_id: str
+
+    store = DeltaMetadataStore(tmp_path / "root")
+    frame = pl.DataFrame({"video_id": ["a"], "metaxy_provenance_by_field": [{"audio": "1"}]})
+    with store.open("w"):
+        store.write(Raw, frame)
+    (data_file,) = (tmp_path / "root").rglob("*.parquet")
+    data_file.unlink()
+    with store.open("w"):
+        for call in (
+            lambda: store.read(Raw),
+            lambda: store.write(Raw, frame),
+            lambda: store.resolve_update(Raw, samples=frame),
+        ):
+            with pytest.raises(BackendError, match=rf"missing 1 data file.*{data_file.name}.*repair"):
+                call()

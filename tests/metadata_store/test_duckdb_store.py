@@ -308,3 +308,52 @@ def test_memory_limit_defaults_for_an_embedded_file_store(tmp_path: Path) -> Non
     in_memory = DuckDBMetadataStore(":memory:")
     assert "memory_limit" not in in_memory.duckdb_config  # the data lives in the buffer pool
     assert mib(setting(in_memory)) > 2048 or ram_mib * 0.8 <= 2048
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("metadata.csv", b"a,b\n1,2\n", "is not a DuckDB database"),
+        ("metadata.tsv", b"a\tb\n1\t2\n", "is not a DuckDB database"),
+        ("metadata.txt", b"hello", "is not a DuckDB database"),
+        ("metadata.duckdb", b"", "is an empty file"),
+        ("truncated.duckdb", None, "is not a DuckDB database"),
+        ("metadata.parquet", "parquet", "is not a DuckDB database"),
+    ],
+)
+def test_a_path_that_is_not_a_duckdb_file_is_refused_at_open(
+    tmp_path: Path, graph: mx.FeatureGraph, name: str, content: Any, expected: str
+) -> None:
+    from metaxy.errors import BackendError
+
+    path = tmp_path / name
+    if content is None:  # a real database cut short
+        real = tmp_path / "real.duckdb"
+        with DuckDBMetadataStore(real, auto_create_tables=True).open("w") as s:
+            s.write(_features()[0], _raw(["a"]))
+        path.write_bytes(real.read_bytes()[:6])
+    elif content == "parquet":
+        pl.DataFrame({"a": [1]}).write_parquet(path)
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    store = DuckDBMetadataStore(path, auto_create_tables=True)
+    with pytest.raises(BackendError, match=expected) as info, store.open("w"):
+        pass
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_a_directory_or_a_parent_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    from metaxy.errors import BackendError
+
+    (tmp_path / "dir.duckdb").mkdir()
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(BackendError, match="is a directory"), DuckDBMetadataStore(tmp_path / "dir.duckdb").open("w"):
+        pass
+    with (
+        pytest.raises(BackendError, match=r"'.*plain' is a file, not a directory"),
+        DuckDBMetadataStore(tmp_path / "plain" / "sub" / "m.duckdb").open("w"),
+    ):
+        pass
+    assert (tmp_path / "plain").read_text() == "x"

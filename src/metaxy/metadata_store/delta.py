@@ -192,7 +192,10 @@ class DeltaMetadataStore(MetadataStore):
             return None
 
     def _scan(self, table: str) -> pl.LazyFrame:
-        return pl.scan_delta(self._load(table))
+        dt = self._load(table)
+        if not self._is_uri:
+            _check_data_files(dt, self._uri(table))
+        return pl.scan_delta(dt)
 
     def _append(self, table: str, lf: pl.LazyFrame) -> int:
         def attempt() -> int:
@@ -329,6 +332,23 @@ class DeltaMetadataStore(MetadataStore):
 
 
 # --- module helpers ------------------------------------------------------------------------------
+
+
+def _check_data_files(dt: DeltaTable, uri: str) -> None:
+    """Refuse a local table whose log names data files that are gone (deleted by hand, or a vacuum
+    with no retention): Polars would fail later, at collect time, with a bare FileNotFoundError.
+
+    Raises:
+        BackendError: naming the table and up to three missing files.
+    """
+    missing = [f for f in dt.file_uris() if not os.path.exists(f.removeprefix("file://"))]
+    if missing:
+        shown = ", ".join(os.path.basename(f) for f in missing[:3])
+        raise BackendError(
+            f"Delta table '{uri}' is missing {len(missing)} data file(s) its log references: {shown}. "
+            "Hint: restore them from a backup, or remove their entries from the log (deltalake's "
+            "DeltaTable.repair()) — the rows in them are lost."
+        )
 
 
 def _import_deltalake() -> Any:
