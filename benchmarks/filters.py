@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -108,7 +109,8 @@ def report(results: list[dict[str, Any]], rows: int, rounds: int) -> str:
         "# Large filters",
         "",
         f"`python benchmarks/filters.py --rows {rows} --rounds {rounds}`: median of {rounds} rounds, a feature of "
-        f"{rows:,} samples; `ms` is `store.read(feature, filters=...).collect()`.",
+        f"{rows:,} samples; `ms` is `store.read(feature, filters=...).collect()`. Load average at the end: "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (above the core count, timings are noisy).",
         "",
         "| store | form | terms | ms | unfiltered read ms | ratio to unfiltered | bound ms (Polars is_in) |",
         "|---|---|--:|--:|--:|--:|--:|",
