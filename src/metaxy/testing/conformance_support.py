@@ -54,6 +54,7 @@ __all__ = [
     "samples",
     "store_contents",
     "to_polars",
+    "video_contents",
 ]
 
 StoreFactory = Callable[..., Any]
@@ -170,6 +171,12 @@ def store_contents(store: Any, features: Iterable[Any]) -> dict[str, list[dict[s
         except FeatureNotFoundError:
             out[key] = None
     return out
+
+
+def video_contents(store: Any, vf: VideoFeatures) -> dict[str, list[dict[str, Any]] | None]:
+    """:func:`store_contents` of the three video features, opening the store for reading."""
+    with store:
+        return store_contents(store, [vf.video, vf.transcript, vf.faces])
 
 
 # --- expected hashes (spec §3.3) -----------------------------------------------------------------

@@ -34,8 +34,8 @@ from metaxy.testing.conformance_support import (
     define_video_features,
     id_set,
     samples,
-    store_contents,
     to_polars,
+    video_contents,
 )
 
 __all__ = ["TrustConformance"]
@@ -55,10 +55,6 @@ def _raising(frame: pl.DataFrame) -> pl.LazyFrame:
 
     return frame.lazy().with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
 
-
-def _contents(store: Any, vf: VideoFeatures) -> dict[str, Any]:
-    with store:
-        return store_contents(store, [vf.video, vf.transcript, vf.faces])
 
 
 def _twin(store: Any) -> Any:
@@ -109,10 +105,10 @@ class TrustConformance(ConformanceBase):
         if table == "existing":
             with store.open("w"):
                 store.write(vf.video, samples(["a"], _FIELDS))
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"), pytest.raises(UserFrameError, match="decoder crashed"):
             store.write(vf.video, _raising(samples(["b", "c"], _FIELDS)))
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_a_failed_first_write_keeps_rows_another_store_object_wrote(
         self, store_factory: StoreFactory, graph: mx.FeatureGraph
@@ -203,7 +199,7 @@ class TrustConformance(ConformanceBase):
         frame = samples(["a"], _FIELDS).with_columns(pl.Series("length", [dt.timedelta(seconds=3)]))
         with store.open("w"), pytest.raises(MetadataSchemaError, match=r"length.*Duration.*total_microseconds"):
             store.write(vf.video, frame)
-        assert _contents(store, vf)[mx.coerce_to_feature_key(vf.video).to_string()] is None
+        assert video_contents(store, vf)[mx.coerce_to_feature_key(vf.video).to_string()] is None
 
     # --- 4. no endless recomputation --------------------------------------------------------------
     @pytest.mark.parametrize("where", ["id", "provenance-value", "provenance-struct"])
@@ -214,7 +210,7 @@ class TrustConformance(ConformanceBase):
         vf = define_video_features()
         with store.open("w"):
             store.write(vf.video, samples(["a"], _FIELDS))
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         frame = samples(["b", "c"], _FIELDS)
         if where == "id":
             frame = frame.with_columns(
@@ -231,7 +227,7 @@ class TrustConformance(ConformanceBase):
                 store.write(vf.video, frame)
             with pytest.raises(MetadataSchemaError, match="null"):
                 store.resolve_update(vf.video, samples=frame)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_duplicate_ids_in_samples_are_refused(self, store_factory: StoreFactory, graph: mx.FeatureGraph) -> None:
         store = store_factory()
@@ -281,7 +277,7 @@ class TrustConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = self._populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         calls: dict[str, Callable[[], Any]] = {
             "read-filter": lambda: store.read(vf.video, filters="scroe > 1"),
             "read-filter-by-case": lambda: store.read(vf.video, filters=["Score > 1"]),
@@ -298,7 +294,7 @@ class TrustConformance(ConformanceBase):
         message = str(info.value)
         assert "Available columns:" in message and "sample_id" in message and "Hint:" in message
         assert "scroe" in message or "Score" in message
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     @pytest.mark.parametrize("bad", [5, 1.5, {"score": 1}, b"score > 1"], ids=["int", "float", "dict", "bytes"])
     def test_a_filter_that_is_not_a_filter_is_refused(
@@ -306,26 +302,26 @@ class TrustConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = self._populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"):
             with pytest.raises(FilterParseError, match="Unsupported filter"):
                 store.read(vf.video, filters=bad)
             with pytest.raises(FilterParseError, match="Unsupported filter"):
                 store.delete(vf.video, bad, soft=False)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_columns_that_differ_only_by_case_are_refused(
         self, store_factory: StoreFactory, graph: mx.FeatureGraph
     ) -> None:
         store = store_factory()
         vf = self._populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"):
             with pytest.raises(MetadataSchemaError, match="differ only by case"):
                 store.write(vf.video, samples(["c"], _FIELDS, rank=[1], Rank=[2]))
             with pytest.raises(MetadataSchemaError, match=r"'Score' differs only by case .* 'score'"):
                 store.write(vf.video, samples(["c"], _FIELDS, Score=[3]))
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     # --- 8. dangerous operations are explicit -----------------------------------------------------
     @pytest.mark.parametrize("soft", [True, False], ids=["soft", "hard"])
@@ -334,10 +330,10 @@ class TrustConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = self._populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"), pytest.raises(MetadataSchemaError, match=r"empty filter list.*filters=None"):
             store.delete(vf.video, [], soft=soft)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     # --- 9. scale of bad input: thousands of OR-ed terms give the right answer --------------------
     @pytest.mark.parametrize("form", ["or", "in"])

@@ -29,7 +29,7 @@ from metaxy.testing.conformance_support import (
     VideoFeatures,
     define_video_features,
     samples,
-    store_contents,
+    video_contents,
 )
 
 __all__ = ["ValidationConformance"]
@@ -78,10 +78,6 @@ def _populated(store: Any) -> VideoFeatures:
     return vf
 
 
-def _contents(store: Any, vf: VideoFeatures) -> dict[str, Any]:
-    with store:
-        return store_contents(store, [vf.video, vf.transcript, vf.faces])
-
 
 class ValidationConformance(ConformanceBase):
     @pytest.mark.parametrize("case", sorted(_BAD_FRAMES))
@@ -90,11 +86,11 @@ class ValidationConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = _populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         bad = _BAD_FRAMES[case](samples(["c", "d"], _FIELDS, path=["c.mp4", "d.mp4"]))
         with store.open("w"), pytest.raises(MetadataSchemaError):
             store.write(vf.video, bad)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     @pytest.mark.parametrize("case", sorted(_BAD_FRAMES))
     def test_bad_frame_in_write_multi_writes_no_feature(
@@ -102,19 +98,19 @@ class ValidationConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = _populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         good_faces = samples(["a", "b"], ("faces",)).with_columns(pl.lit("p-faces").alias(PROVENANCE))
         bad_video = _BAD_FRAMES[case](samples(["d"], _FIELDS, path=["d.mp4"]))
         # The bad frame belongs to the upstream, which write_multi writes last: it must be
         # validated before the (valid) dependent is written.
         with store.open("w"), pytest.raises(MetadataSchemaError):
             store.write_multi({vf.video: bad_video, vf.faces: good_faces})
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_unknown_feature_key_is_rejected(self, store_factory: StoreFactory, graph: mx.FeatureGraph) -> None:
         store = store_factory()
         vf = _populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"):
             with pytest.raises(FeatureNotInGraphError):
                 store.write("does/not/exist", samples(["a"]))
@@ -123,7 +119,7 @@ class ValidationConformance(ConformanceBase):
                 store.delete("does/not/exist", None, soft=False)
             with pytest.raises(KeyError):  # FeatureNotInGraphError is a KeyError
                 store.write(mx.FeatureKey("does/not/exist"), samples(["a"]))
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     @pytest.mark.parametrize("soft", [True, False], ids=["soft", "hard"])
     def test_filter_injection_in_delete_is_rejected(
@@ -131,20 +127,20 @@ class ValidationConformance(ConformanceBase):
     ) -> None:
         store = store_factory()
         vf = _populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"):
             with pytest.raises(FilterParseError):
                 store.delete(vf.video, _INJECTION, soft=soft)
             with pytest.raises(FilterParseError):
                 store.delete(vf.video, [_INJECTION], soft=soft)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_filter_injection_in_reads_and_resolves_is_rejected(
         self, store_factory: StoreFactory, graph: mx.FeatureGraph
     ) -> None:
         store = store_factory()
         vf = _populated(store)
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"):
             with pytest.raises(FilterParseError):
                 store.read(vf.video, filters=[_INJECTION])
@@ -156,7 +152,7 @@ class ValidationConformance(ConformanceBase):
                 store.resolve_update(vf.transcript, target_filters=[_INJECTION])
             with pytest.raises(FilterParseError):
                 store.resolve_update(vf.transcript, staleness_predicates=[_INJECTION])
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
 
     def test_rename_onto_a_system_column_is_rejected(self, store_factory: StoreFactory, graph: mx.FeatureGraph) -> None:
         store = store_factory()
@@ -172,9 +168,9 @@ class ValidationConformance(ConformanceBase):
         ):
             sample_id: str
 
-        before = _contents(store, vf)
+        before = video_contents(store, vf)
         with store.open("w"), pytest.raises(InvalidRenameError, match="system column"):
             store.resolve_update(Renamed)
-        assert _contents(store, vf) == before
+        assert video_contents(store, vf) == before
         with store:
             assert store.has_feature(Renamed) is False
