@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from metaxy.ext.duckdb import DuckDBMetadataStore
-from metaxy.testing import MetadataStoreConformance
+from metaxy.testing import MetadataStoreConformance, TrustConformance
 
 
 class TestDuckDB(MetadataStoreConformance):
@@ -19,5 +19,18 @@ class TestDuckDB(MetadataStoreConformance):
         def make(**kwargs: Any) -> DuckDBMetadataStore:
             kwargs.setdefault("auto_create_tables", True)
             return DuckDBMetadataStore(tmp_path / f"store_{next(counter)}.duckdb", **kwargs)
+
+        return make
+
+
+class TestDuckDBInMemoryTrust(TrustConformance):
+    """The trust catalogue on ``:memory:`` DuckDB stores (one connection per store object, a cursor
+    per thread)."""
+
+    @pytest.fixture
+    def store_factory(self) -> Any:
+        def make(**kwargs: Any) -> DuckDBMetadataStore:
+            kwargs.setdefault("auto_create_tables", True)
+            return DuckDBMetadataStore(":memory:", **kwargs)
 
         return make

@@ -194,9 +194,10 @@ class DuckDBMetadataStore(MetadataStore):
         state = self._local.backend
         if self.database == ":memory:":
             # The data lives in one connection for the object's life; each thread gets a cursor on it.
-            if self._memory_conn is None:
-                self._memory_conn = duckdb.connect(":memory:", config=self.duckdb_config)
-            cursor = self._memory_conn.cursor()
+            with self._memory_gate.lock:  # threads opening at once must not create two databases
+                if self._memory_conn is None:
+                    self._memory_conn = duckdb.connect(":memory:", config=self.duckdb_config)
+                cursor = self._memory_conn.cursor()
             self._setup(cursor)
             state.update(conn=cursor, gate=self._memory_gate, catalog=None)
             return

@@ -20,11 +20,13 @@ pytest.register_assert_rewrite(
     "metaxy.testing.conformance_resolve",
     "metaxy.testing.conformance_support",
     "metaxy.testing.conformance_system",
+    "metaxy.testing.conformance_trust",
     "metaxy.testing.conformance_validation",
     "metaxy.testing.conformance_write",
 )
 
 from metaxy.testing.conformance import MetadataStoreConformance  # noqa: E402
 from metaxy.testing.conformance_support import StoreFactory  # noqa: E402
+from metaxy.testing.conformance_trust import TrustConformance  # noqa: E402
 
-__all__ = ["MetadataStoreConformance", "StoreFactory"]
+__all__ = ["MetadataStoreConformance", "StoreFactory", "TrustConformance"]
