@@ -42,8 +42,17 @@ def test_feature_and_field_keys_differ() -> None:
         mx.FeatureKey(mx.FieldKey("a"))
 
 
-def test_empty_key_is_accepted() -> None:
-    assert mx.FeatureKey([]).to_string() == "" and mx.FeatureKey("") == mx.FeatureKey([])
+@pytest.mark.parametrize("empty", ["", [], ()])
+@pytest.mark.parametrize("cls", [mx.FeatureKey, mx.FieldKey])
+def test_empty_key_is_refused(cls: type[mx.FeatureKey] | type[mx.FieldKey], empty: object) -> None:
+    with pytest.raises(KeyValidationError, match=r"at least one part.*Hint"):
+        cls(empty)
+
+
+def test_keys_dump_to_their_slash_string() -> None:
+    assert mx.FeatureKey(["a", "b", "c"]).model_dump() == "a/b/c"
+    assert mx.FieldKey("x/y").model_dump(mode="json") == "x/y"
+    assert mx.FeatureKey("a/b").model_dump_json() == '"a/b"'
 
 
 @pytest.mark.parametrize("bad", ["Video/raw", "a__b", "a//b", "-a", "a/", "a b", "a/B", "é"])

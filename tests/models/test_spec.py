@@ -55,7 +55,8 @@ def test_defaults_and_coercions() -> None:
     assert set(spec.deps_by_key) == {mx.FeatureKey("u/one"), mx.FeatureKey("u/two")}
     assert spec.table_name() == "a__b"
     dep = spec.deps[0]
-    assert dep.select is None and dep.rename is None and dep.filters is None and not dep.optional
+    assert dep.select is None and dep.rename is None and dep.sql_filters is None and not dep.optional
+    assert dep.filters == ()
     assert dep.lineage == mx.LineageRelationship.identity()
     assert dep.fields_mapping == mx.FieldsMapping.default()
 
@@ -75,7 +76,7 @@ def test_self_and_duplicate_deps_rejected() -> None:
 
 def test_feature_dep_select_rename_filters() -> None:
     dep = mx.FeatureDep(feature="u", select=["new"], rename={"old": "new"}, sql_filters=["new > 1"])
-    assert dep.select == ("new",) and dep.filters == ("new > 1",)
+    assert dep.select == ("new",) and dep.sql_filters == ("new > 1",)
     assert dep.filter_expressions[0].columns == frozenset({"new"})
     assert mx.FeatureDep(feature="u", select=()).select == ()
     with pytest.raises(ValidationError, match="renames away"):

@@ -24,3 +24,8 @@ __all__ = [
     "init",
     "read_config_file",
 ]
+
+# Documented aliases hosted here: see metaxy._compat.ALIASES.
+from metaxy._compat import alias_hooks
+
+__getattr__, __dir__ = alias_hooks(__name__)

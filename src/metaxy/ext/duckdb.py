@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from metaxy.metadata_store.duckdb import DuckDBDialect, DuckDBMetadataStore, DuckDBMetadataStoreConfig
+from metaxy.metadata_store.duckdb import DuckDBDialect, DuckDBMetadataStore, DuckDBMetadataStoreConfig, ExtensionSpec
 
-__all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]
+__all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig", "ExtensionSpec"]

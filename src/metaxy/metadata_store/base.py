@@ -36,6 +36,7 @@ from metaxy.errors import (
     TableNotFoundError,
     VersioningEngineMismatchError,
 )
+from metaxy.frames import like_input
 from metaxy.models import constants as c
 from metaxy.models.graph import FeatureGraph, current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
@@ -493,8 +494,14 @@ class MetadataStore(ABC):
         return self._find_store(self._key(feature), allow_fallback=True)
 
     def get_store_metadata(self, feature: Any) -> dict[str, Any]:
+        """This store (``name``, ``display``) and, under ``resolved_from``, the info of the store
+        that holds the feature (this one or a fallback, see :meth:`get_store_info`).
+
+        Raises:
+            FeatureNotFoundError: neither this store nor a fallback has the feature.
+        """
         store = self.find_store_for_feature(feature)
-        return {"name": store.name, "display": store.display(), "resolved_from": self._key(feature).to_string()}
+        return {"name": self.name, "display": self.display(), "resolved_from": store.get_store_info()}
 
     def get_store_info(self) -> dict[str, Any]:
         return {
@@ -818,7 +825,7 @@ class MetadataStore(ABC):
         return apply_filters(normalized.select(keep), target_filters)
 
     def compute_provenance(self, feature: Any, df: Any) -> Any:
-        """Add the versioning columns to a user-joined upstream frame.
+        """Add the versioning columns to a user-joined upstream frame; returns the frame type given.
 
         ``df`` must hold ``metaxy_data_version_by_field__<upstream suffix>`` for every dependency.
 
@@ -844,7 +851,7 @@ class MetadataStore(ABC):
             keys = dep.field_struct_keys
             lf = structs_from_maps(lf, {dep.data_version_by_field: keys, dep.provenance_by_field: keys})
         out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
-        return nw.from_native(self._present(plan, out))
+        return like_input(df, self._present(plan, out))
 
     def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: Any) -> float | None:
         """Percent of distinct input units (join keys) of ``lazy_increment.input`` already processed,
@@ -1146,3 +1153,8 @@ def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:
             )
         out = e if out is None else out & e
     return out
+
+# Documented aliases hosted here: see metaxy._compat.ALIASES.
+from metaxy._compat import alias_hooks  # noqa: E402
+
+__getattr__, __dir__ = alias_hooks(__name__)

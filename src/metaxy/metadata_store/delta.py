@@ -21,7 +21,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import polars as pl
@@ -63,7 +63,7 @@ _SCHEMA_MEMO: ContextVar[tuple[str, pl.Schema] | None] = ContextVar("_SCHEMA_MEM
 class DeltaMetadataStoreConfig(MetadataStoreConfig):
     """``[stores.<name>.config]`` of a Delta store (the common store settings plus these)."""
 
-    root_path: str
+    root_path: str | Path
     storage_options: dict[str, str] | None = None
     layout: DeltaLayout = "nested"
     delta_write_options: dict[str, Any] | None = None

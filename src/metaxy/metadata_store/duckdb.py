@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import narwhals as nw
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from metaxy.config._checks import check_store_settings
 from metaxy.errors import (
@@ -83,10 +84,23 @@ def default_memory_limit(cap_mib: int = 2048) -> str:
     return f"{min(cap_mib, int(ram_mib * 0.8)) if ram_mib else cap_mib}MiB"
 
 
+class ExtensionSpec(BaseModel):
+    """A DuckDB extension to load, by ``name`` (the published form; a plain string works too).
+
+    metaxy only *loads* extensions already installed locally and never downloads one;
+    ``repository`` records where it is installed from and does not change loading.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    repository: str | None = None
+
+
 class DuckDBMetadataStoreConfig(MetadataStoreConfig):
-    database: str = ":memory:"
+    database: str | Path = ":memory:"
     config: dict[str, Any] = {}
-    extensions: list[str] = []
+    extensions: list[str | ExtensionSpec] = []
     lock_timeout: float = 30.0
 
 
@@ -100,7 +114,8 @@ class DuckDBMetadataStore(MetadataStore):
             file gets ``memory_limit`` = 2 GiB (at most 80 % of RAM) instead of 80 % of RAM —
             the store is embedded in the pipeline's process, and larger operations spill to a
             temporary directory beside the file.
-        extensions: DuckDB extensions to load (must already be installed locally; never downloaded).
+        extensions: DuckDB extensions to load, as names or :class:`ExtensionSpec` (must already be
+            installed locally; never downloaded).
         lock_timeout: seconds to wait for another process holding the file's write lock.
         **kwargs: the common store arguments (``hash_algorithm``, ``fallback_stores``,
             ``auto_create_tables``, ``materialization_id``, ``name``, ``versioning_engine``).
@@ -124,7 +139,7 @@ class DuckDBMetadataStore(MetadataStore):
         database: str | Path = ":memory:",
         *,
         config: dict[str, Any] | None = None,
-        extensions: Sequence[str] | None = None,
+        extensions: Sequence[str | ExtensionSpec] | None = None,
         ducklake: Any = None,
         lock_timeout: float = 30.0,
         **kwargs: Any,
@@ -146,7 +161,7 @@ class DuckDBMetadataStore(MetadataStore):
         if self.database != ":memory:":  # an in-memory database *is* its buffer pool: no limit
             defaults["memory_limit"] = default_memory_limit()
         self.duckdb_config = {**defaults, **(config or {})}
-        self.extensions = list(extensions or [])
+        self.extensions = [e if isinstance(e, str) else ExtensionSpec.model_validate(e).name for e in extensions or []]
         self.lock_timeout = lock_timeout
         self._memory_conn: duckdb.DuckDBPyConnection | None = None
         self._memory_gate = _duckdb_hosts.WriteGate()

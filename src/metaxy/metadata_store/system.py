@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +40,15 @@ FEATURE_VERSIONS_SCHEMA = pl.Schema(_FEATURE_VERSIONS_COLUMNS)
 
 @dataclass(frozen=True)
 class PushResult:
-    """What ``push_graph_snapshot`` did."""
+    """What ``push_graph_snapshot`` did; unpacks like the published tuple
+    (``project_version, already_pushed, updated_features = result``)."""
 
     project_version: str
     already_pushed: bool
     updated_features: list[str] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.project_version, self.already_pushed, self.updated_features))
 
 
 class SystemTableStorage:

@@ -190,8 +190,10 @@ class FeatureDefinition(BaseModel):
         return self._on_version_mismatch
 
     @property
-    def source(self) -> str | None:
-        return self._source
+    def source(self) -> str:
+        """Where the definition came from: the given source (a call site, ``"metaxy.lock"``, a store),
+        else the feature class path, else ``"?"``."""
+        return self._source or self.feature_class_path or "?"
 
     @property
     def feature_definition_version(self) -> str:

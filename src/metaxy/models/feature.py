@@ -163,3 +163,8 @@ class BaseFeature(BaseModel, metaclass=_FeatureMeta):
     @classmethod
     def feature_definition(cls) -> Any:
         return cls.graph.get_feature_definition(cls.spec().key)
+
+# Documented aliases hosted here: see metaxy._compat.ALIASES.
+from metaxy._compat import alias_hooks  # noqa: E402
+
+__getattr__, __dir__ = alias_hooks(__name__)

@@ -12,8 +12,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -24,6 +26,8 @@ from metaxy.models.lineage import LineageRelationship
 from metaxy.versioning.hashing import sha256_hex
 
 if TYPE_CHECKING:
+    import narwhals as nw
+
     from metaxy.models.filter_expression import FilterExpression
 
 __all__ = ["FeatureDep", "FeatureDepMetadata", "FeatureSpec", "FeatureSpecWithIDColumns", "IDColumns"]
@@ -40,31 +44,36 @@ class FeatureDep(BaseModel):
         select: upstream columns to keep (post-rename names). ``None`` keeps all, ``()`` keeps
             only id and system columns. Id, system and lineage ``on`` columns are always kept.
         rename: ``{old: new}`` column renames applied before ``select`` and ``filters``.
-        filters: SQL WHERE fragments (alias ``sql_filters``) applied to the upstream after renames.
+        filters: SQL WHERE fragments applied to the upstream after renames; stored as
+            ``sql_filters`` (also accepted as the keyword). The ``filters`` property gives them
+            parsed, as narwhals expressions.
         fields_mapping: how this upstream's fields map onto the downstream fields.
         lineage: identity, aggregation or expansion (see :class:`LineageRelationship`).
         optional: left-join this upstream (missing rows give NULLs) instead of inner-joining.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     feature: ValidatedFeatureKey
     select: tuple[str, ...] | None = None
     rename: dict[str, str] | None = None
-    filters: tuple[str, ...] | None = Field(default=None, validation_alias=AliasChoices("filters", "sql_filters"))
+    # `filters=` (the documented keyword) or `sql_filters=` (the stored name); dumped as `sql_filters`
+    sql_filters: tuple[str, ...] | None = Field(
+        default=None, alias="filters", validation_alias=AliasChoices("filters", "sql_filters")
+    )
     fields_mapping: FieldsMapping = Field(default_factory=FieldsMapping.default)
     lineage: LineageRelationship = Field(default_factory=LineageRelationship.identity)
     optional: bool = False
     metadata: FeatureDepMetadata = Field(default_factory=dict)
 
-    @field_validator("select", "filters", mode="before")
+    @field_validator("select", "sql_filters", mode="before")
     @classmethod
     def _tuple(cls, value: Any) -> Any:
         if value is None:
             return None
         return (value,) if isinstance(value, str) else tuple(value)
 
-    @field_validator("filters")
+    @field_validator("sql_filters")
     @classmethod
     def _parse_filters(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
         if not value:
@@ -87,12 +96,24 @@ class FeatureDep(BaseModel):
                 )
         return self
 
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.metadata:  # the published shape has no `metadata`; keep dumps identical
+            data.pop("metadata", None)
+        return data
+
+    @property
+    def filters(self) -> tuple[nw.Expr, ...]:
+        """The ``sql_filters`` parsed to narwhals expressions (empty when there are none)."""
+        return tuple(f.to_narwhals() for f in self.filter_expressions)
+
     @cached_property
     def filter_expressions(self) -> tuple[FilterExpression, ...]:
-        """The parsed ``filters``."""
+        """The ``sql_filters`` parsed to metaxy's filter AST (compiles to Polars, narwhals and SQL)."""
         from metaxy.models.filter_expression import FilterExpression
 
-        return tuple(FilterExpression.parse(text) for text in self.filters or ())
+        return tuple(FilterExpression.parse(text) for text in self.sql_filters or ())
 
     @classmethod
     def coerce(cls, value: Any) -> FeatureDep:

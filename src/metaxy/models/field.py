@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from metaxy.models.constants import DEFAULT_CODE_VERSION
 from metaxy.models.keys import (
     FeatureKey,
     FieldKey,
@@ -17,7 +18,6 @@ from metaxy.models.keys import (
 
 __all__ = ["DEFAULT_CODE_VERSION", "FieldDep", "FieldSpec", "SpecialFieldDep"]
 
-DEFAULT_CODE_VERSION = "__metaxy_initial__"
 
 
 class SpecialFieldDep(Enum):

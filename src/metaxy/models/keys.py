@@ -51,8 +51,14 @@ class _Key:
     _kind: ClassVar[str] = "key"
     _parts: tuple[str, ...]
 
-    def __init__(self, value: Any = ()) -> None:
-        object.__setattr__(self, "_parts", self._parse(value))
+    def __init__(self, value: Any) -> None:
+        parts = self._parse(value)
+        if not parts:
+            raise KeyValidationError(
+                f"Invalid {self._kind} {value!r}: a key needs at least one part. "
+                f"Hint: name it, e.g. {type(self).__name__}('video/raw')."
+            )
+        object.__setattr__(self, "_parts", parts)
 
     # --- construction ------------------------------------------------------------------------
     @classmethod
@@ -176,6 +182,16 @@ class _Key:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_string()!r})"
+
+    def model_dump(self, *, mode: str = "python", **_: Any) -> str:
+        """The key's serialised form, its slash string (as inside any pydantic model dump)."""
+        return self.to_string()
+
+    def model_dump_json(self, **_: Any) -> str:
+        """The key as a JSON string, e.g. ``'"video/raw"'``."""
+        import json
+
+        return json.dumps(self.to_string())
 
     # --- pydantic ----------------------------------------------------------------------------
     @classmethod
