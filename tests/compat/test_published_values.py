@@ -245,11 +245,14 @@ def _joined(store: InMemoryMetadataStore, up: type[mx.BaseFeature]) -> pl.DataFr
     ],
     ids=["polars", "polars-lazy", "narwhals", "narwhals-lazy", "pandas", "arrow"],
 )
-def test_compute_provenance_returns_the_frame_type_given(graph: mx.FeatureGraph, wrap: Any, expected_type: type) -> None:
+def test_compute_provenance_returns_the_frame_type_given(
+    graph: mx.FeatureGraph, wrap: Any, expected_type: type
+) -> None:
     up, down = _two_features()
     store = InMemoryMetadataStore()
     with store.open("w"):
-        store.write(up, pl.DataFrame({"sid": ["a", "b"], "metaxy_provenance_by_field": [{"audio": "1"}, {"audio": "2"}]}))
+        samples = {"sid": ["a", "b"], "metaxy_provenance_by_field": [{"audio": "1"}, {"audio": "2"}]}
+        store.write(up, pl.DataFrame(samples))
         expected = store.resolve_update(down).new.to_polars().sort("sid")
         result = store.compute_provenance(down, wrap(_joined(store, up)))
     assert type(result) is expected_type
