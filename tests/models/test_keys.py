@@ -3,7 +3,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -115,6 +115,7 @@ def test_fq_field_key() -> None:
     assert pickle.loads(pickle.dumps(fq)) == fq
 
 
+@settings(deadline=None)
 @given(parts)
 def test_roundtrip_string_and_pickle(p: list[str]) -> None:
     key = mx.FeatureKey(p)
@@ -124,6 +125,7 @@ def test_roundtrip_string_and_pickle(p: list[str]) -> None:
     assert mx.FieldKey(p).to_struct_key() == "_".join(p)
 
 
+@settings(deadline=None)
 @given(st.text(max_size=12))
 def test_arbitrary_strings_either_parse_or_raise_typed(text: str) -> None:
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -150,6 +150,7 @@ def _dep_strategy() -> st.SearchStrategy[mx.FeatureDep]:
     )
 
 
+@settings(deadline=None)
 @given(
     deps=st.lists(_dep_strategy(), max_size=2, unique_by=lambda d: d.feature),
     fields=st.lists(

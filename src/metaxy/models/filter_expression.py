@@ -710,7 +710,8 @@ def _compile(node: _Node, be: _Backend) -> Any:
     if isinstance(node, _Lit):
         return be.lit(node.value)
     if isinstance(node, _Neg):
-        return -_compile(node.operand, be)
+        # ``* -1`` rather than unary ``-``: narwhals Expr has no ``__neg__`` before 2.21.1
+        return _compile(node.operand, be) * -1
     if isinstance(node, _Arith):
         return _ARITH_FUNCS[node.op](_compile(node.left, be), _compile(node.right, be))
     if isinstance(node, _Cmp):
