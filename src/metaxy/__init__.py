@@ -51,6 +51,7 @@ from metaxy.versioning.hashing import HashAlgorithm
 if TYPE_CHECKING:
     from metaxy.config import MetaxyConfig, StoreConfig, init
     from metaxy.entrypoints import load_features, load_module_entrypoint, load_package_entrypoints
+    from metaxy.external_features import sync_external_features
     from metaxy.metadata_store import (
         AccessMode,
         BufferedMetadataWriter,
@@ -86,6 +87,7 @@ _LAZY: dict[str, str] = {
     "InMemoryMetadataStore": "metaxy.metadata_store",
     "FeatureSelection": "metaxy.models.selection",
     "metaxify": "metaxy.ext.dagster",
+    "sync_external_features": "metaxy.external_features",
 }
 
 
@@ -164,4 +166,5 @@ __all__ = [
     "load_features",
     "load_module_entrypoint",
     "load_package_entrypoints",
+    "sync_external_features",
 ]

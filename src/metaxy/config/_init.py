@@ -10,13 +10,11 @@ __all__ = ["init"]
 
 
 def _load_lock_file_hook(config: MetaxyConfig) -> None:
-    """TODO(lock-file): load external feature definitions from ``config.lock_file``.
+    """Register the features pinned in ``metaxy.lock`` as external stubs in the active graph,
+    before entrypoints are imported, so that real definitions replace them (spec §2.11)."""
+    from metaxy.external_features import load_lock_file
 
-    The lock-file feature (``metaxy.lock``, spec §2.11) registers external feature stubs in the
-    active graph before entrypoints are imported, so that real definitions replace them. It is
-    implemented elsewhere; until then this hook does nothing.
-    """
-    del config
+    load_lock_file(config)
 
 
 def init(

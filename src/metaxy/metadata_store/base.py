@@ -36,6 +36,7 @@ from metaxy.errors import (
     TableNotFoundError,
     VersioningEngineMismatchError,
 )
+from metaxy.external_features import auto_sync
 from metaxy.frames import like_input
 from metaxy.models import constants as c
 from metaxy.models.graph import FeatureGraph, current_graph
@@ -386,6 +387,8 @@ class MetadataStore(ABC):
         """
         self._require_open()
         key = self._key(feature)
+        if not self._is_system(key):
+            auto_sync(self)  # external features of other projects (config.sync)
         if feature_version is not None and not with_feature_history:
             raise ValueError(
                 f"read('{key}', feature_version={feature_version!r}) needs with_feature_history=True. "
@@ -662,6 +665,7 @@ class MetadataStore(ABC):
             VersioningEngineMismatchError: ``"native"`` was required but frames are foreign.
         """
         self._require_open()
+        auto_sync(self)  # external features of other projects (config.sync)
         key = self._key(feature)
         graph = self._graph()
         graph.get_feature_definition(key)
