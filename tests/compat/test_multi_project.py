@@ -234,3 +234,12 @@ def test_init_loads_the_lock_file(
         mx.init(tmp_path / "b" / "metaxy.toml")
         assert fresh.get_feature_definition("a/raw").is_external
         assert fresh.get_feature_version("a/raw") == a_version
+
+
+def test_two_projects_example_runs(tmp_path: Path) -> None:
+    import runpy
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "two_projects.py"
+    main = runpy.run_path(str(example))["main"]
+    assert main(tmp_path) == {"new": 3, "after_write": 0}
+    assert (tmp_path / "team_b" / "metaxy.lock").read_text().startswith(LOCK_FILE_HEADER)
