@@ -212,8 +212,10 @@ def test_metaxified_asset_with_ins_and_a_plain_downstream(
 # --- code version, description, kinds, tags, info ---------------------------------------------
 
 
-def test_code_version(features: Features) -> None:
-    cv = features["upstream"].spec().code_version
+def test_code_version_is_the_feature_version(features: Features) -> None:
+    cv = features["upstream"].feature_version()  # folds in upstream field versions (Unsynced follows metaxy)
+    downstream = dg.AssetSpec("downstream", metadata={"metaxy/feature": "test/downstream"})
+    assert mxd.metaxify(downstream).code_version == f"metaxy:{features['downstream'].feature_version()}"
     assert _spec(_upstream_asset()).code_version == f"metaxy:{cv}"
     assert _spec(_upstream_asset(inject_code_version=False)).code_version is None
 
@@ -299,7 +301,7 @@ def test_feature_attributes_override_scalars_and_merge_collections(graph: mx.Fea
     assert spec.metadata["metaxy/feature"] == "test/attributed"
     assert spec.kinds == {"parquet", "metaxy"}
     assert {d.asset_key for d in spec.deps} == {dg.AssetKey("own_dep"), dg.AssetKey("extra_dep")}
-    assert spec.code_version == f"attr1,metaxy:{Attributed.spec().code_version}"
+    assert spec.code_version == f"attr1,metaxy:{Attributed.feature_version()}"
 
 
 def test_bad_attributes_are_reported(graph: mx.FeatureGraph) -> None:

@@ -80,7 +80,9 @@ class metaxify:
         key: the asset key (default: the feature's key, §2). Single-asset objects only.
         key_prefix: parts prepended to every key (and to deps on features not yet metaxified).
         inject_metaxy_kind: add the ``metaxy`` kind.
-        inject_code_version: append ``metaxy:<feature code version>`` to the code version.
+        inject_code_version: append ``metaxy:<feature version>`` to the code version (the feature
+            version changes with the feature's fields *and* every upstream field it depends on, so
+            Dagster's "Unsynced" follows metaxy's versions).
         set_description: use the feature's docstring when the asset has no description.
         inject_column_schema: set ``dagster/column_schema`` from the feature's columns.
         inject_column_lineage: set ``dagster/column_lineage`` from the feature's deps.
@@ -237,7 +239,7 @@ class metaxify:
         description = replaced.pop("description", None) or spec.description
         if description is None and self.set_description:
             description = defn.spec.description or defn.feature_schema.get("description")
-        code_version = self._code_version(spec, attrs, defn.spec)
+        code_version = self._code_version(spec, attrs, graph.get_feature_version(defn.key))
         optional: dict[str, Any] = {"description": description, "code_version": code_version}
         new = spec.replace_attributes(
             key=self._asset_key(defn.spec, metadata),
@@ -273,14 +275,20 @@ class metaxify:
             path.append(slice_key_suffix(slice_filter))
         return dg.AssetKey(path)
 
-    def _code_version(self, spec: dg.AssetSpec, attrs: Mapping[str, Any], fspec: FeatureSpec) -> str | None:
+    def _code_version(self, spec: dg.AssetSpec, attrs: Mapping[str, Any], feature_version: str) -> str | None:
+        """The asset's code version with ``metaxy:<feature version>`` appended.
+
+        The *feature* version (not the feature's own code version) folds in the versions of every
+        upstream field the feature depends on, so a code change upstream gives exactly the assets
+        whose samples metaxy recomputes a new Dagster code version ("Unsynced: code version").
+        """
         parts: list[str] = []
         for value in (spec.code_version, attrs.get("code_version")):
             for part in str(value).split(",") if value else ():
                 if part not in parts:
                     parts.append(part)
         if self.inject_code_version:
-            own = f"metaxy:{fspec.code_version}"
+            own = f"metaxy:{feature_version}"
             parts = [p for p in parts if not p.startswith("metaxy:")] + [own]
         return ",".join(parts) or None
 
