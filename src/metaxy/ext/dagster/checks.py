@@ -11,9 +11,9 @@ Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphan
 as ``mx metadata status`` counts them — parents for 1:N expansion, groups for N:1 aggregation —
 and ``dagster/row_count``) and a few distinct example ids as metadata. Both checks fail with
 "upstream not materialized at its current feature version" while an upstream has no rows at its
-current version (after a code change upstream). The checks are subsettable: each can run alone. Root features (no upstream) get no
-checks: nothing can make them stale. Checks describe the whole feature: assets that each own a
-``metaxy/partition`` slice of one feature all report the feature's counts.
+current version (after a code change upstream). The checks are subsettable: each can run alone.
+Root features (no upstream) get no checks: nothing can make them stale. Checks describe the
+whole feature: assets that each own a ``metaxy/partition`` slice of one feature all report the feature's counts.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations at runtime.
@@ -26,7 +26,6 @@ import dagster as dg
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey
-
 from metaxy.versioning.samples import count_samples, example_samples, sample_columns
 
 from ._features import feature_key_from_metadata
