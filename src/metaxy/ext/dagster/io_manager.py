@@ -14,13 +14,12 @@ from metaxy.errors import FeatureNotFoundError, MetaxyError
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.keys import FeatureKey
 
-from ._features import feature_key_from_metadata, resolve_definition, slice_from_metadata
+from ._features import feature_key_from_metadata, feature_metadata, resolve_definition, slice_from_metadata
 from ._partitions import build_metaxy_partition_filter, partition_by_of, partition_filters
-from ._runtime import FeatureStats, PartitionSelection, build_runtime_feature_metadata, store_metadata
+from ._runtime import FeatureStats, PartitionSelection, build_runtime_feature_metadata, store_location
 from .constants import (
     DAGSTER_METAXY_ERROR_METADATA_KEY,
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_STORE_METADATA_KEY,
 )
 from .errors import MetaxyIOManagerError
 from .resources import MetaxyStoreFromConfigResource
@@ -152,15 +151,12 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                 )
         except FeatureNotFoundError as exc:
             context.log.warning(f"No Metaxy metadata to describe for '{key}': {exc}")
-            error = {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
+            error = {**feature_metadata(key), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
             return error, None
         except (MetaxyError, ValueError, TypeError, RuntimeError, OSError) as exc:
             # The rows are written; a metadata failure must show, not fail the write or vanish (G12).
             context.log.error(f"Could not build Metaxy metadata for '{key}': {type(exc).__name__}: {exc}")
-            error = {
-                DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
-                DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}",
-            }
+            error = {**feature_metadata(key), DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}"}
             return error, None
 
     # --- input ---------------------------------------------------------------------------------
@@ -186,18 +182,9 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                 if part:
                     frame = frame.filter(*part)
             frame = _detached(frame)
-            info = store_metadata(store, resolved, key)
-        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
-            metadata: dict[str, Any] = {
-                "name": store.name,
-                DAGSTER_METAXY_STORE_METADATA_KEY: resolved.display(),
-                "resolved_from": info["resolved_from"],
-                "dagster/table_name": info["resolved_from"]["table_name"],
-            }
-            if "uri" in info["resolved_from"]:
-                metadata["dagster/uri"] = dg.MetadataValue.path(info["resolved_from"]["uri"])
-            if context.has_asset_key:
-                context.add_input_metadata(metadata, description="Metadata Store Info")
+        if context.has_asset_key and (not context.has_asset_partitions or len(context.asset_partition_keys) == 1):
+            # Dagster's add_input_metadata breaks with several partition keys
+            context.add_input_metadata(store_location(resolved, key), description="Metadata Store Info")
         return frame
 
     @staticmethod

@@ -26,15 +26,15 @@ from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 
 from ._features import (
     asset_key_for,
-    build_feature_info_metadata,
     dagster_attributes,
     feature_key_from_metadata,
+    feature_metadata,
     register_asset_key,
     slice_from_metadata,
     slice_key_suffix,
     upstream_asset_keys,
 )
-from ._schema import build_column_lineage, build_column_schema
+from ._schema import build_column_lineage, build_column_schema, order_columns
 from .constants import (
     DAGSTER_COLUMN_LINEAGE_METADATA_KEY,
     DAGSTER_COLUMN_SCHEMA_METADATA_KEY,
@@ -229,8 +229,8 @@ class metaxify:
         _check_attribute_names(defn.spec, attrs)
         upstream = {dep.feature: upstream_asset_keys(dep.feature, self._prefix, graph) for dep in defn.spec.deps}
         metadata = {**spec.metadata, **_as_dict(attrs.get("metadata"), "metadata", defn.spec)}
-        metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY] = defn.key.to_string()
-        metadata[DAGSTER_METAXY_INFO_METADATA_KEY] = build_feature_info_metadata(defn)
+        metadata.pop(DAGSTER_METAXY_INFO_METADATA_KEY, None)  # the published blob; short entries replace it
+        metadata.update(feature_metadata(defn))
         self._column_metadata(metadata, defn, upstream)
         kinds = {*spec.kinds, *(attrs.get("kinds") or ())}
         if self.inject_metaxy_kind:
@@ -296,15 +296,15 @@ class metaxify:
         self, metadata: dict[str, Any], defn: FeatureDefinition, upstream: Mapping[FeatureKey, list[dg.AssetKey]]
     ) -> None:
         if self.inject_column_schema:
-            user_columns = _schema_columns(metadata.get(DAGSTER_COLUMN_SCHEMA_METADATA_KEY))
-            columns = {col.name: col for col in user_columns}
+            given = {col.name: col for col in _schema_columns(metadata.get(DAGSTER_COLUMN_SCHEMA_METADATA_KEY))}
+            columns: dict[str, dg.TableColumn] = {}  # the feature's columns, then the user's; the user's win
             if not defn.is_external:
-                for column in build_column_schema(defn).columns:
-                    columns.setdefault(column.name, column)
+                columns = {col.name: given.get(col.name, col) for col in build_column_schema(defn).columns}
+            for name, column in given.items():
+                columns.setdefault(name, column)
             if columns:
-                metadata[DAGSTER_COLUMN_SCHEMA_METADATA_KEY] = dg.TableSchema(
-                    columns=[columns[n] for n in sorted(columns)]
-                )
+                order = order_columns([*columns], defn.id_columns)  # id → user → system columns
+                metadata[DAGSTER_COLUMN_SCHEMA_METADATA_KEY] = dg.TableSchema(columns=[columns[n] for n in order])
         if self.inject_column_lineage:
             user = _lineage_deps(metadata.get(DAGSTER_COLUMN_LINEAGE_METADATA_KEY))
             merged: dict[str, list[dg.TableColumnDep]] = {}

@@ -30,7 +30,12 @@ from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey
 
-from ._features import build_feature_event_tags, build_feature_info_metadata, feature_key_from_metadata
+from ._features import (
+    build_feature_event_tags,
+    build_feature_info_metadata,
+    feature_key_from_metadata,
+    feature_metadata,
+)
 from ._features import slice_from_metadata as _slice_of
 from ._partitions import partition_by_of, partition_keys_of
 from ._runtime import (
@@ -44,8 +49,6 @@ from ._runtime import (
 )
 from .constants import (
     DAGSTER_METAXY_ERROR_METADATA_KEY,
-    DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_INFO_METADATA_KEY,
 )
 from .errors import MetaxyDagsterError
 
@@ -309,8 +312,7 @@ def _describe(
         # Not an empty table: no table at all. Reported as 0 rows *with* the reason (G12).
         op_ctx.log.warning(f"Feature '{target.feature}' has no metadata in {resolved.display()}: reporting 0 rows.")
         md = {
-            DAGSTER_METAXY_FEATURE_METADATA_KEY: target.feature.to_string(),
-            DAGSTER_METAXY_INFO_METADATA_KEY: build_feature_info_metadata(target.feature),
+            **feature_metadata(target.feature),
             DAGSTER_METAXY_ERROR_METADATA_KEY: f"Feature not found: {exc}",
             "dagster/row_count": 0,
         }
