@@ -422,9 +422,14 @@ def build_resources(
 def build_definitions(
     features: MultimodalFeatures, workdir: str | Path, *, clips: int = 300, seed: int = 0
 ) -> dg.Definitions:
-    """A Dagster code location for the demo: the six assets and their resources.
+    """A Dagster code location for the demo: the six assets, their Metaxy checks and resources.
 
     The store is the default store of the active metaxy configuration
     (``MetaxyStoreFromConfigResource``).
     """
-    return dg.Definitions(assets=build_assets(features), resources=build_resources(workdir, clips=clips, seed=seed))
+    assets = build_assets(features)
+    with features.graph.use():
+        checks = mxd.build_metaxy_asset_checks(assets)
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, resources=build_resources(workdir, clips=clips, seed=seed)
+    )
