@@ -112,11 +112,12 @@ def test_none_output_without_data_succeeds_and_says_why(
 def test_metadata_errors_are_surfaced_not_swallowed(
     features: Features, resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
 ) -> None:
-    """G12: a broken partition column is reported in the log and as metadata; the rows are written."""
+    """G12: a partition key the column cannot hold is reported in the log and as metadata; the rows are
+    written. (A partition_by column that does not exist fails the step: test_partition_guards.py.)"""
 
     @mxd.metaxify
     @dg.asset(
-        metadata={"metaxy/feature": "test/upstream", "partition_by": "nope"},
+        metadata={"metaxy/feature": "test/upstream", "partition_by": "value"},  # an int column
         partitions_def=dg.StaticPartitionsDefinition(["x"]),
     )
     def upstream() -> mxd.MetaxyOutput:
@@ -124,8 +125,8 @@ def test_metadata_errors_are_surfaced_not_swallowed(
 
     result = dg.materialize([upstream], resources=resources, instance=instance, partition_key="x")
     md = latest_metadata(instance, UP)
-    assert "Partition column 'nope'" in md["metaxy/error"]
-    errors = [e for e in instance.all_logs(result.run_id) if e.level == 40 and "nope" in (e.user_message or "")]
+    assert "Partition key 'x' cannot be compared with column 'value'" in md["metaxy/error"]
+    errors = [e for e in instance.all_logs(result.run_id) if e.level == 40 and "'x'" in (e.user_message or "")]
     assert errors
     with store:
         assert store.read(features["upstream"]).collect().shape[0] == 1
