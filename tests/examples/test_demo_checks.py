@@ -153,9 +153,34 @@ def test_checks_after_a_code_change_say_the_upstream_is_not_materialized(
             assert "Upstream not materialized at its current feature version: 'video/raw'" in evaluation.description
             assert evaluation.metadata["metaxy/upstream_not_materialized"].value == "video/raw"
 
+    assert _unsynced(bumped, instance) == {  # Dagster's own resolver (the UI's "Unsynced") on the demo graph
+        key: "has a new code version"
+        for key in ("video/raw", "video/chunks", "video/transcript", "video/summary", "channel/report")
+    }
+
     _materialize(bumped, workdir, instance, "video/raw")
     evaluations = _run_checks(bumped, workdir, instance)
     assert evaluations[("video/faces", "metaxy_up_to_date")].passed  # frames only: nothing to do
     assert evaluations[("video/faces", "metaxy_no_orphans")].passed
     transcript = evaluations[("video/transcript", "metaxy_up_to_date")]
     assert not transcript.passed and _counts(transcript) == (CLIPS, 0, 0)  # every clip under the new version
+    assert "video/faces" not in _unsynced(bumped, instance)  # raw's rewrite kept its data version
+
+    _materialize(bumped, workdir, instance)
+    assert _unsynced(bumped, instance) == {}
+    assert all(e.passed for e in _run_checks(bumped, workdir, instance).values())
+
+
+def _unsynced(features: MultimodalFeatures, instance: dg.DagsterInstance) -> dict[str, str]:
+    """``{asset: root cause}`` of the demo assets Dagster's stale-status resolver reports STALE."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    with features.graph.use():
+        assets = build_assets(features)
+    resolver = get_stale_status_resolver(instance, assets)
+    out = {}
+    for key in (k for a in assets for k in a.keys):
+        if resolver.get_status(key) == StaleStatus.STALE:
+            out[key.to_user_string()] = "; ".join(c.reason for c in resolver.get_stale_root_causes(key))
+    return out
