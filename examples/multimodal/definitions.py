@@ -3,8 +3,10 @@
     dagster dev -f examples/multimodal/definitions.py
 
 Six metaxified assets (``video/raw``, ``video/chunks``, ``video/transcript``, ``video/faces``,
-``video/summary``, ``channel/report``) over generated WAV clips and PNG frame strips, with the
-metadata in an embedded DuckDB store. The pipeline itself lives in ``metaxy._demo`` (so that
+``video/summary``, ``channel/report``) and their Metaxy checks over generated WAV clips and PNG
+frame strips, with the metadata in an embedded DuckDB store. After ``mx demo --workdir DIR``, run
+``METAXY_DEMO_WORKDIR=DIR DAGSTER_HOME=DIR/dagster dagster dev -f examples/multimodal/definitions.py``
+to see the demo's three rounds (the instance they ran in) and their check results. The pipeline itself lives in ``metaxy._demo`` (so that
 ``mx demo`` works from an installed wheel); this file only wires it to a working directory:
 
 * ``METAXY_DEMO_WORKDIR`` — the working directory (default: ``examples/multimodal/.work``). When it

@@ -84,7 +84,9 @@ def _channel(video_id: str) -> str:
 
 def test_demo_succeeds_and_every_check_passes(run: Run) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("✓") == 5 and "✗" not in run.stdout
+    assert run.stdout.count("✓") == 6 and "✗" not in run.stdout
+    checks = [passed for r in run.report["rounds"] for passed in r["checks"].values()]
+    assert len(checks) == 3 * 10 and all(checks)  # 5 features with deps x 2 Metaxy checks, every round
     assert run.report["ok"] is True and len(run.report["rounds"]) == 3
 
 
@@ -226,8 +228,10 @@ def test_cli_import_stays_light() -> None:
 def test_explore_hints_work_without_an_activated_venv(run: Run) -> None:
     """The closing hints name the venv's executables and the definitions file by absolute path."""
     hints = run.stdout[run.stdout.index("Explore the results:") :].split()
-    executables = [Path(word) for word in hints if word.endswith(("/mx", "/dagster"))]
+    executables = [Path(word) for word in hints if "=" not in word and word.endswith(("/mx", "/dagster"))]
     assert {p.name for p in executables} == {"mx", "dagster"}
     assert all(p.is_absolute() and p.exists() for p in executables)
+    homes = [Path(word.split("=", 1)[1]) for word in hints if word.startswith("DAGSTER_HOME=")]
+    assert homes == [run.workdir / "dagster"] and (run.workdir / "dagster").is_dir()  # the rounds' instance
     definitions = [Path(word) for word in hints if word.endswith("definitions.py")]
     assert definitions and all(p.is_absolute() and p.exists() for p in definitions)

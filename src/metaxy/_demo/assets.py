@@ -34,6 +34,7 @@ from metaxy._demo.analysis import decode_audio, detect_faces, loudness_dbfs, spl
 from metaxy._demo.features import MultimodalFeatures
 from metaxy._demo.media import FRAMES, MediaLibrary, read_png, read_wav, scan, write_wav
 from metaxy.errors import PolarsMaterializationWarning
+from metaxy.versioning.samples import count_samples
 
 __all__ = ["DemoMedia", "ProgressReporter", "build_assets", "build_definitions", "build_resources"]
 
@@ -123,7 +124,7 @@ def _todo(increment: Any) -> pl.DataFrame:
 
 
 def _count(frame: Any, ids: list[str]) -> int:
-    return frame.to_polars().select(ids).n_unique() if len(frame) else 0
+    return count_samples(frame, ids)
 
 
 def _each(progress: ProgressReporter, feature: str, todo: pl.DataFrame) -> Iterator[_Row]:
@@ -421,9 +422,14 @@ def build_resources(
 def build_definitions(
     features: MultimodalFeatures, workdir: str | Path, *, clips: int = 300, seed: int = 0
 ) -> dg.Definitions:
-    """A Dagster code location for the demo: the six assets and their resources.
+    """A Dagster code location for the demo: the six assets, their Metaxy checks and resources.
 
     The store is the default store of the active metaxy configuration
     (``MetaxyStoreFromConfigResource``).
     """
-    return dg.Definitions(assets=build_assets(features), resources=build_resources(workdir, clips=clips, seed=seed))
+    assets = build_assets(features)
+    with features.graph.use():
+        checks = mxd.build_metaxy_asset_checks(assets)
+    return dg.Definitions(
+        assets=assets, asset_checks=checks, resources=build_resources(workdir, clips=clips, seed=seed)
+    )

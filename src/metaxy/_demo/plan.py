@@ -20,6 +20,7 @@ from metaxy.metadata_store import InMemoryMetadataStore, MetadataStore
 from metaxy.models.feature_spec import FeatureSpec
 from metaxy.models.graph import FeatureGraph
 from metaxy.models.keys import FeatureKey
+from metaxy.versioning.samples import count_samples, sample_columns
 
 __all__ = ["Counts", "predict_increments", "sample_columns"]
 
@@ -36,26 +37,10 @@ class Counts(NamedTuple):
         return self.new + self.stale
 
 
-def sample_columns(spec: FeatureSpec) -> list[str]:
-    """The columns that identify one *sample* of a feature for counting.
-
-    The feature's id columns, except with expansion lineage (the parent's ``on`` columns: a
-    parent is one sample however many children it has) or aggregation lineage (the group's
-    ``on`` columns: a group is one sample).
-    """
-    for dep in spec.deps:
-        if not dep.lineage.is_identity:
-            return list(dep.lineage.on or spec.id_columns)
-    return list(spec.id_columns)
-
-
 def count(increment: Any, columns: list[str]) -> Counts:
     """Distinct samples in each frame of an increment."""
 
-    def n(frame: Any) -> int:
-        return frame.to_polars().select(columns).n_unique() if len(frame) else 0
-
-    return Counts(n(increment.new), n(increment.stale), n(increment.orphaned))
+    return Counts(*(count_samples(getattr(increment, name), columns) for name in ("new", "stale", "orphaned")))
 
 
 def predict_increments(

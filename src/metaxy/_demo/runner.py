@@ -32,6 +32,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import metaxy.ext.dagster as mxd
 from metaxy._demo.assets import ProgressReporter, build_assets, build_resources
 from metaxy._demo.features import MultimodalFeatures, build_features
 from metaxy._demo.media import MediaLibrary, scan
@@ -72,6 +73,8 @@ class RoundReport:
     files: dict[str, int]
     step_seconds: dict[str, float]
     seconds: float
+    checks: dict[str, bool] = field(default_factory=dict)
+    """Every Metaxy asset check evaluated after the round's assets: ``{"<asset>:<check>": passed}``."""
 
     @property
     def matches(self) -> bool:
@@ -159,8 +162,9 @@ class _Demo:
         self._print_counts(f"Plan: what metaxy finds new, stale or orphaned ({len(samples)} clips on disk)", planned)
         started = time.perf_counter()
         with _bars(self.console) as bars, features.graph.use():
+            assets = build_assets(features)
             result = dg.materialize(
-                build_assets(features),
+                [*assets, *mxd.build_metaxy_asset_checks(assets)],
                 resources=build_resources(self.workdir.root, progress=_RichProgress(bars)),
                 instance=instance,
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
@@ -173,7 +177,10 @@ class _Demo:
         seconds = time.perf_counter() - started
         actual, files, steps = self._reported(instance, result.run_id, features)
         self.workdir.write_toml(audio_code_version)
-        report = RoundReport(title, audio_code_version, len(samples), planned, actual, files, steps, seconds)
+        checks = {
+            f"{e.asset_key.to_user_string()}:{e.check_name}": e.passed for e in result.get_asset_check_evaluations()
+        }
+        report = RoundReport(title, audio_code_version, len(samples), planned, actual, files, steps, seconds, checks)
         self._print_result(report)
         self.report.rounds.append(report)
         return report
@@ -304,6 +311,11 @@ class _Demo:
             "Every run recomputed exactly what metaxy predicted before it started",
             all(r.matches for r in self.report.rounds),
         )
+        evaluated = [passed for r in self.report.rounds for passed in r.checks.values()]
+        self.check(
+            f"After every run, every Metaxy asset check passed ({len(evaluated)} evaluations: up to date, no orphans)",
+            bool(evaluated) and all(evaluated),
+        )
 
 
 def _explore_commands(root: Path) -> list[str]:
@@ -314,7 +326,7 @@ def _explore_commands(root: Path) -> list[str]:
     definitions = Path(__file__).resolve().parents[3] / "examples" / "multimodal" / "definitions.py"
     lines = [f"cd {root} && {mx} metadata status --all-features"]
     if definitions.exists():  # a source checkout (the wheel has no examples/)
-        lines.append(f"METAXY_DEMO_WORKDIR={root} {dagster} dev -f {definitions}")
+        lines.append(f"METAXY_DEMO_WORKDIR={root} DAGSTER_HOME={root / 'dagster'} {dagster} dev -f {definitions}")
     return lines
 
 
@@ -341,7 +353,9 @@ def run_demo(
             border_style="cyan",
         )
     )
-    with _quiet(), wd.config().use(), dg.DagsterInstance.ephemeral() as instance:
+    wd.dagster_home.mkdir(parents=True, exist_ok=True)
+    # A persistent instance in the workdir: `dagster dev` with DAGSTER_HOME=<workdir>/dagster shows the rounds.
+    with _quiet(), wd.config().use(), dg.DagsterInstance.local_temp(str(wd.dagster_home)) as instance:
         demo.generate()
         demo.run_round("Round 1 · initial run: every clip is new", "1", instance)
         console.print()

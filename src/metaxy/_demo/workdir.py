@@ -5,6 +5,7 @@
     .metaxy-demo          marker: this directory holds a demo (``--reset`` may wipe it)
     metaxy.toml           store + entry point, so `mx metadata status --all-features` works here
     metadata.duckdb       the embedded metadata store
+    dagster/              the Dagster instance the three rounds ran in (DAGSTER_HOME for `dagster dev`)
     media/<channel>/<video_id>/{audio.wav,frames.png}
     out/<feature>/<feature_version>/<video_id>/<data_version>.json   (chunks: .../<data_version>/<n>.wav)
 ```
@@ -24,7 +25,7 @@ from metaxy.errors import MetaxyError
 __all__ = ["MAX_CLIPS", "MIN_CLIPS", "DemoError", "DemoWorkdirError", "Workdir", "check_clips"]
 
 _MARKER = ".metaxy-demo"
-_OWNED = ("media", "out", "metadata.duckdb", "metadata.duckdb.wal", "metaxy.toml", _MARKER)
+_OWNED = ("media", "out", "dagster", "metadata.duckdb", "metadata.duckdb.wal", "metaxy.toml", _MARKER)
 STORE_NAME = "demo"
 DUCKDB_STORE = "metaxy.ext.duckdb.DuckDBMetadataStore"
 
@@ -70,6 +71,11 @@ class Workdir:
     @property
     def database(self) -> Path:
         return self.root / "metadata.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        """The persistent Dagster instance of the demo's runs: ``DAGSTER_HOME`` for ``dagster dev``."""
+        return self.root / "dagster"
 
     @property
     def toml(self) -> Path:

@@ -131,6 +131,7 @@ def metadata_status(
     Root features (which need samples to resolve) show "-" counts.
     """
     import metaxy as mx
+    from metaxy.versioning.samples import count_samples, sample_columns
 
     if bool(keys) == all_features:
         raise _usage("Name feature keys or pass --all-features (exactly one of them).")
@@ -155,7 +156,8 @@ def metadata_status(
                     out_of_sync = True
                     rows.append(row)
                     continue
-                row.update(new=len(inc.new), stale=len(inc.stale), orphaned=len(inc.orphaned))
+                units = sample_columns(graph.get_feature_definition(key).spec)  # parents / groups, not rows
+                row.update({name: count_samples(getattr(inc, name), units) for name in ("new", "stale", "orphaned")})
                 needs = row["new"] or row["stale"]
                 row["status"] = "needs update" if needs else "up-to-date"
                 out_of_sync |= bool(needs)

@@ -75,7 +75,8 @@ def test_results_in_topological_order_with_content_data_versions(
         md, tags = latest_metadata(instance, key), latest_tags(instance, key)
         assert md["dagster/row_count"] == 3 and md["metaxy/materialized_in_run"] == 3
         assert md["metaxy/feature"] == f"chain/{name}"
-        assert set(md["metaxy/store"]) == {"name", "type", "display", "versioning_engine", "resolved_from"}
+        assert md["metaxy/store"] == store.display()  # short, typed entries (no JSON blobs)
+        assert md["metaxy/feature_version"] == chain[name].feature_version()
         assert tags["metaxy/feature"] == f"chain__{name}"
         assert tags["dagster/data_version"] == mxd.compute_feature_stats(store, chain[name]).data_version.value
         assert tags["dagster/data_version_is_user_provided"] == "true"
@@ -420,12 +421,9 @@ def test_results_describe_feature_and_store_and_skip_non_metaxy_specs(
 
     dg.materialize([mixed], resources=resources, instance=instance)
     md = latest_metadata(instance, A)
-    assert md["metaxy/info"]["feature"]["project"] == "test_events"
-    assert md["metaxy/info"]["feature"]["spec"]["key"] == "chain/a"
-    assert set(md["metaxy/info"]["metaxy"]) == {"version", "plugins"}
-    store_md = md["metaxy/store"]
-    assert store_md["name"] == "dev" and store_md["type"] == "metaxy.metadata_store.duckdb.DuckDBMetadataStore"
-    assert store_md["resolved_from"]["table_name"] == "chain__a"
+    assert md["metaxy/project"] == "test_events" and md["metaxy/feature"] == "chain/a"
+    assert md["metaxy/code_version"] == chain["a"].spec().code_version
+    assert md["metaxy/store"] == f"DuckDBMetadataStore({tmp_path / 'dev.duckdb'})" and "metaxy/info" not in md
     assert md["dagster/table_name"] == "chain__a" and md["dagster/uri"] == str(tmp_path / "dev.duckdb")
     assert [r["id"] for r in (rec.data for rec in md["dagster/table"].records)] == ["x", "y"]
 

@@ -57,18 +57,24 @@ def test_output_metadata_describes_feature_store_and_preview(
     result = dg.materialize([_upstream(root_rows([f"s{i}" for i in range(7)]))], resources=resources, instance=instance)
     md = latest_metadata(instance, UP)
     assert md["metaxy/feature"] == "test/upstream"
-    assert set(md["metaxy/info"]) == {"feature", "metaxy"}
-    assert md["metaxy/store"]["name"] == "dev"
-    assert md["metaxy/store"]["type"] == "metaxy.metadata_store.duckdb.DuckDBMetadataStore"
-    assert set(md["metaxy/store"]) == {"name", "type", "display", "versioning_engine", "resolved_from"}
-    assert md["metaxy/store"]["resolved_from"]["table_name"] == "test__upstream"
+    assert md["metaxy/feature_version"] == features["upstream"].feature_version()
+    assert md["metaxy/store"] == f"DuckDBMetadataStore({tmp_path / 'dev.duckdb'})"  # the store's display()
+    assert "metaxy/info" not in md
+    assert all(not isinstance(v, dict) and len(str(v)) < 200 for k, v in md.items() if k.startswith("metaxy/"))
     assert md["dagster/table_name"] == "test__upstream"
     assert md["dagster/uri"] == str(tmp_path / "dev.duckdb")
     assert md["metaxy/materialized_in_run"] == 7
     preview = md["dagster/table"]
     assert [r.data["id"] for r in preview.records] == ["s2", "s3", "s4", "s5", "s6"]  # the last 5 rows
-    assert {c.name for c in preview.schema.columns} >= {"id", "value", "metaxy_provenance"}
-    assert isinstance(preview.records[0].data["metaxy_provenance_by_field"], str)  # structs as JSON
+    # a small preview, user columns first
+    assert [c.name for c in preview.schema.columns] == [
+        "id",
+        "value",
+        "metaxy_data_version",
+        "metaxy_feature_version",
+        "metaxy_created_at",
+    ]
+    assert set(preview.records[0].data) == {c.name for c in preview.schema.columns}
     assert result.success
 
 
@@ -85,7 +91,7 @@ def test_none_output_describes_rows_written_by_the_asset(
     dg.materialize([upstream], resources=resources, instance=instance)
     md = latest_metadata(instance, UP)
     assert (md["dagster/row_count"], md["metaxy/materialized_in_run"]) == (2, 2)
-    assert "metaxy/info" in md and "metaxy/store" in md
+    assert "metaxy/feature_version" in md and "metaxy/store" in md
 
 
 def test_none_output_without_data_succeeds_and_says_why(
@@ -106,11 +112,12 @@ def test_none_output_without_data_succeeds_and_says_why(
 def test_metadata_errors_are_surfaced_not_swallowed(
     features: Features, resources: dict[str, Any], instance: dg.DagsterInstance, store: mx.MetadataStore
 ) -> None:
-    """G12: a broken partition column is reported in the log and as metadata; the rows are written."""
+    """G12: a partition key the column cannot hold is reported in the log and as metadata; the rows are
+    written. (A partition_by column that does not exist fails the step: test_partition_guards.py.)"""
 
     @mxd.metaxify
     @dg.asset(
-        metadata={"metaxy/feature": "test/upstream", "partition_by": "nope"},
+        metadata={"metaxy/feature": "test/upstream", "partition_by": "value"},  # an int column
         partitions_def=dg.StaticPartitionsDefinition(["x"]),
     )
     def upstream() -> mxd.MetaxyOutput:
@@ -118,8 +125,8 @@ def test_metadata_errors_are_surfaced_not_swallowed(
 
     result = dg.materialize([upstream], resources=resources, instance=instance, partition_key="x")
     md = latest_metadata(instance, UP)
-    assert "Partition column 'nope'" in md["metaxy/error"]
-    errors = [e for e in instance.all_logs(result.run_id) if e.level == 40 and "nope" in (e.user_message or "")]
+    assert "Partition key 'x' cannot be compared with column 'value'" in md["metaxy/error"]
+    errors = [e for e in instance.all_logs(result.run_id) if e.level == 40 and "'x'" in (e.user_message or "")]
     assert errors
     with store:
         assert store.read(features["upstream"]).collect().shape[0] == 1
@@ -212,7 +219,7 @@ def test_input_read_through_a_fallback_store(
     md = observations[0].asset_observation_data.asset_observation.metadata  # type: ignore[union-attr]
     assert "fallback.duckdb" in md["metaxy/store"].value and "primary" not in md["metaxy/store"].value
     assert md["dagster/uri"].value == str(fallback_db)
-    assert md["name"].value == "dev"
+    assert set(md) == {"metaxy/store", "dagster/table_name", "dagster/uri"}
 
 
 def test_two_assets_append_to_one_feature(

@@ -212,8 +212,10 @@ def test_metaxified_asset_with_ins_and_a_plain_downstream(
 # --- code version, description, kinds, tags, info ---------------------------------------------
 
 
-def test_code_version(features: Features) -> None:
-    cv = features["upstream"].spec().code_version
+def test_code_version_is_the_feature_version(features: Features) -> None:
+    cv = features["upstream"].feature_version()  # folds in upstream field versions (Unsynced follows metaxy)
+    downstream = dg.AssetSpec("downstream", metadata={"metaxy/feature": "test/downstream"})
+    assert mxd.metaxify(downstream).code_version == f"metaxy:{features['downstream'].feature_version()}"
     assert _spec(_upstream_asset()).code_version == f"metaxy:{cv}"
     assert _spec(_upstream_asset(inject_code_version=False)).code_version is None
 
@@ -252,13 +254,14 @@ def test_kinds_tags_and_info(features: Features) -> None:
     assert spec.tags["metaxy/feature"] == "test__upstream"
     assert spec.tags["metaxy/project"] == features["upstream"].metaxy_project()
     assert "metaxy" not in _spec(_upstream_asset(inject_metaxy_kind=False)).kinds
-    info = spec.metadata["metaxy/info"]
-    assert set(info) == {"feature", "metaxy"}
-    assert set(info["feature"]) == {"project", "spec", "version", "type"}
-    assert info["feature"]["version"] == features["upstream"].feature_version()
-    assert info["feature"]["type"].endswith("Upstream")
-    assert info["feature"]["spec"]["key"] == "test/upstream"
-    assert set(info["metaxy"]) == {"version", "plugins"}
+    metaxy_entries = {k: v for k, v in spec.metadata.items() if k.startswith("metaxy/")}
+    assert metaxy_entries == {  # short, typed entries instead of the published `metaxy/info` blob
+        "metaxy/feature": "test/upstream",
+        "metaxy/feature_version": features["upstream"].feature_version(),
+        "metaxy/code_version": features["upstream"].spec().code_version,
+        "metaxy/project": features["upstream"].metaxy_project(),
+    }
+    assert mxd.build_feature_info_metadata("test/upstream")["feature"]["spec"]["key"] == "test/upstream"  # still there
 
 
 # --- dagster/attributes (G6) --------------------------------------------------------------------
@@ -299,7 +302,7 @@ def test_feature_attributes_override_scalars_and_merge_collections(graph: mx.Fea
     assert spec.metadata["metaxy/feature"] == "test/attributed"
     assert spec.kinds == {"parquet", "metaxy"}
     assert {d.asset_key for d in spec.deps} == {dg.AssetKey("own_dep"), dg.AssetKey("extra_dep")}
-    assert spec.code_version == f"attr1,metaxy:{Attributed.spec().code_version}"
+    assert spec.code_version == f"attr1,metaxy:{Attributed.feature_version()}"
 
 
 def test_bad_attributes_are_reported(graph: mx.FeatureGraph) -> None:

@@ -57,7 +57,11 @@ def typed(graph: mx.FeatureGraph) -> dict[str, type[mx.BaseFeature]]:
 
 def test_column_schema_types_descriptions_and_order(typed: dict[str, Any]) -> None:
     columns = _schema(_enrich("col/up"))
-    assert list(columns) == sorted(columns)
+    names = list(columns)
+    first_system = next(i for i, n in enumerate(names) if n.startswith("metaxy_"))
+    assert names[0] == "id", "id columns first"
+    assert all(n.startswith("metaxy_") for n in names[first_system:]), "system columns last"
+    assert names[1:first_system] == ["text", "score", "labels", "extra", "maybe", "old_name"], "declaration order"
     types = {name: col.type for name, col in columns.items() if not name.startswith("metaxy_")}
     assert types == {
         "id": "str",
@@ -83,6 +87,7 @@ def test_user_schema_columns_win(typed: dict[str, Any]) -> None:
     columns = _schema(spec)
     assert (columns["text"].type, columns["text"].description) == ("markdown", "mine")
     assert "zz" in columns and "score" in columns
+    assert list(columns).index("zz") < list(columns).index("metaxy_provenance"), "user columns before system ones"
 
 
 def test_lineage_of_ids_renames_and_pass_through(typed: dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ def test_default_store_is_the_configured_one(
             resources={"store": mxd.MetaxyStoreFromConfigResource(), "io_manager": mxd.MetaxyIOManager()},
             instance=instance,
         )
-        assert latest_metadata(instance, upstream.key)["metaxy/store"]["name"] == "other"
+        assert latest_metadata(instance, upstream.key)["metaxy/store"] == config.get_store("other").display()
         other = config.get_store("other")
         with other:
             assert len(other.read(features["upstream"]).collect()) == 2

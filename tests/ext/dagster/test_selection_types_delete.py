@@ -90,7 +90,7 @@ def test_dagster_type_on_an_asset_output(
 
 
 def _delete_job(resources: dict[str, Any]) -> dg.JobDefinition:
-    @dg.job(resource_defs={"store": resources["store"]})
+    @dg.job(resource_defs={"metaxy_store": resources["store"]})  # the key the published docs use
     def delete_job() -> None:
         mxd.delete()
 

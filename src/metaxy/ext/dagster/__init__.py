@@ -36,7 +36,7 @@ from metaxy.ext.dagster.constants import (
     METAXY_DAGSTER_METADATA_KEY,
 )
 from metaxy.ext.dagster.dagster_type import feature_to_dagster_type
-from metaxy.ext.dagster.errors import MetaxyDagsterError, MetaxyIOManagerError
+from metaxy.ext.dagster.errors import MetaxyDagsterError, MetaxyIOManagerError, MetaxyPartitionError
 from metaxy.ext.dagster.io_manager import MetaxyIOManager, MetaxyOutput
 from metaxy.ext.dagster.metaxify import metaxify
 from metaxy.ext.dagster.observation import (
@@ -79,6 +79,7 @@ __all__ = [
     "MetaxyIOManager",
     "MetaxyIOManagerError",
     "MetaxyOutput",
+    "MetaxyPartitionError",
     "MetaxyStoreFromConfigResource",
     "build_column_lineage",
     "build_column_schema",

@@ -23,10 +23,13 @@ from metaxy.models.graph import FeatureGraph, current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 
 from .constants import (
+    DAGSTER_METAXY_CODE_VERSION_METADATA_KEY,
     DAGSTER_METAXY_FEATURE_CODE_VERSION_TAG_KEY,
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
+    DAGSTER_METAXY_FEATURE_VERSION_METADATA_KEY,
     DAGSTER_METAXY_FEATURE_VERSION_TAG_KEY,
     DAGSTER_METAXY_PARTITION_METADATA_KEY,
+    DAGSTER_METAXY_PROJECT_METADATA_KEY,
     METAXY_DAGSTER_METADATA_KEY,
 )
 from .errors import MetaxyDagsterError
@@ -37,6 +40,7 @@ __all__ = [
     "build_feature_info_metadata",
     "dagster_attributes",
     "feature_key_from_metadata",
+    "feature_metadata",
     "register_asset_key",
     "resolve_definition",
     "slice_from_metadata",
@@ -214,6 +218,23 @@ def build_feature_info_metadata(feature: Any) -> dict[str, Any]:
             "type": defn.feature_class_path or "",
         },
         "metaxy": {"version": __version__, "plugins": MetaxyConfig.current_or_default().plugins},
+    }
+
+
+def feature_metadata(feature: Any) -> dict[str, str]:
+    """Short, typed entries naming a feature on asset definitions and events.
+
+    ``metaxy/feature`` (the slash key), ``metaxy/feature_version`` (changes with the feature's
+    fields and every upstream field it depends on), ``metaxy/code_version`` (the feature's own
+    fields) and ``metaxy/project``.
+    """
+    graph = current_graph()
+    defn = resolve_definition(feature, graph)
+    return {
+        DAGSTER_METAXY_FEATURE_METADATA_KEY: defn.key.to_string(),
+        DAGSTER_METAXY_FEATURE_VERSION_METADATA_KEY: graph.get_feature_version(defn.key),
+        DAGSTER_METAXY_CODE_VERSION_METADATA_KEY: defn.spec.code_version,
+        DAGSTER_METAXY_PROJECT_METADATA_KEY: defn.project,
     }
 
 

@@ -19,13 +19,14 @@ import dagster as dg
 import narwhals as nw
 
 from .constants import DAGSTER_METAXY_PARTITION_KEY
-from .errors import MetaxyDagsterError
+from .errors import MetaxyDagsterError, MetaxyPartitionError
 
 __all__ = [
     "build_metaxy_partition_filter",
     "build_partition_filter",
     "get_partition_filter",
     "partition_by_of",
+    "partition_columns",
     "partition_filters",
     "partition_keys_of",
 ]
@@ -55,6 +56,15 @@ def partition_by_of(metadata: Mapping[str, Any] | None) -> PartitionBy | None:
     """The ``partition_by`` entry of asset metadata (a column, or ``{dimension: column}``), or None."""
     value = (metadata or {}).get(DAGSTER_METAXY_PARTITION_KEY)
     return getattr(value, "value", value)
+
+
+def partition_columns(partition_by: PartitionBy | None) -> list[str]:
+    """The columns a ``partition_by`` entry names (one, or one per dimension)."""
+    if partition_by is None:
+        return []
+    if isinstance(partition_by, Mapping):
+        return [str(col) for col in partition_by.values()]
+    return [str(partition_by)]
 
 
 def partition_keys_of(context: Any) -> list[str] | None:
@@ -113,7 +123,7 @@ def partition_filters(
 
 def _column_dtype(column: str, schema: Mapping[str, Any]) -> Any:
     if column not in schema:
-        raise MetaxyDagsterError(
+        raise MetaxyPartitionError(
             f"Partition column '{column}' is not in the feature's stored columns ({', '.join(schema)}). "
             f"Hint: set asset metadata '{DAGSTER_METAXY_PARTITION_KEY}' to the column holding partition keys."
         )

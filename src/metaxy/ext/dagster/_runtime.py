@@ -23,13 +23,11 @@ from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 from metaxy.versioning.sql_executor import SqlDialect
 
-from ._features import build_feature_info_metadata
+from ._features import feature_metadata
 from ._partitions import PartitionBy, build_metaxy_partition_filter, partition_filters
 from ._preview import build_table_preview_metadata
 from ._schema import build_column_schema
 from .constants import (
-    DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_INFO_METADATA_KEY,
     DAGSTER_METAXY_MATERIALIZED_IN_RUN_METADATA_KEY,
     DAGSTER_METAXY_STORE_METADATA_KEY,
 )
@@ -42,7 +40,7 @@ __all__ = [
     "compute_row_count",
     "compute_stats_from_lazy_frame",
     "feature_frames",
-    "store_metadata",
+    "store_location",
 ]
 
 EMPTY_DATA_VERSION = "empty"
@@ -175,23 +173,38 @@ def _location(store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
     return out
 
 
-def store_metadata(store: MetadataStore, resolved: MetadataStore | None, key: FeatureKey) -> dict[str, Any]:
-    """``metaxy/store``: the configured store and the one the data came from (``resolved_from``)."""
-    resolved = resolved or store
-    return {
-        "name": store.name,
-        "type": store.qualified_class_name,
-        "display": store.display(),
-        "versioning_engine": store.versioning_engine,
-        "resolved_from": {**resolved.get_store_info(), **_location(resolved, key)},
+def store_location(store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
+    """Short input/event entries naming where a feature's rows are: ``metaxy/store`` (the store's
+    ``display()``, credentials masked), ``dagster/table_name`` and ``dagster/uri`` when known."""
+    location = _location(store, key)
+    out: dict[str, Any] = {
+        DAGSTER_METAXY_STORE_METADATA_KEY: store.display(),
+        "dagster/table_name": location["table_name"],
     }
+    if "uri" in location:
+        out["dagster/uri"] = dg.MetadataValue.path(location["uri"])
+    return out
 
 
-def _preview(frame: Any, key: FeatureKey) -> dg.TableMetadataValue | None:
+_PREVIEW_SYSTEM_COLUMNS = (c.FEATURE_VERSION, c.DATA_VERSION, c.CREATED_AT)
+
+
+def _preview(frame: nw.LazyFrame[Any], key: FeatureKey) -> dg.TableMetadataValue | None:
+    """A small preview: id columns, user columns, then three system columns (not the structs)."""
     defn = current_graph().get_feature_definition(key)
     if defn.is_external:
         return None
-    return build_table_preview_metadata(frame, build_column_schema(key), order_by=defn.id_columns)
+    schema = build_column_schema(key)
+    stored = set(frame.collect_schema().names())
+    keep = [
+        col
+        for col in schema.columns
+        if col.name in stored and (not c.is_system_column(col.name) or col.name in _PREVIEW_SYSTEM_COLUMNS)
+    ]
+    small = dg.TableSchema(columns=keep)
+    return build_table_preview_metadata(
+        frame.select(*(col.name for col in keep)), small, order_by=[i for i in defn.id_columns if i in stored]
+    )
 
 
 def feature_frames(
@@ -246,15 +259,7 @@ def build_runtime_feature_metadata(
     whole, frame, resolved = feature_frames(store, key, partitions=partitions, metaxy_partition=metaxy_partition)
     part_filters = frame is not whole
     stats = compute_stats_from_lazy_frame(frame, current_graph().get_feature_definition(key).id_columns)
-    location = _location(resolved, key)
-    md: dict[str, Any] = {
-        DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
-        DAGSTER_METAXY_INFO_METADATA_KEY: build_feature_info_metadata(key),
-        DAGSTER_METAXY_STORE_METADATA_KEY: store_metadata(store, resolved, key),
-        "dagster/table_name": location["table_name"],
-    }
-    if "uri" in location:
-        md["dagster/uri"] = dg.MetadataValue.path(location["uri"])
+    md: dict[str, Any] = {**feature_metadata(key), **store_location(resolved, key)}  # where the rows were found
     if part_filters:
         md["dagster/row_count"] = compute_row_count(whole)
         md["dagster/partition_row_count"] = stats.row_count

@@ -22,7 +22,7 @@ from metaxy.models.keys import FeatureKey
 
 from ._features import asset_key_for, resolve_definition
 
-__all__ = ["build_column_lineage", "build_column_schema"]
+__all__ = ["build_column_lineage", "build_column_schema", "order_columns"]
 
 UpstreamKeys = Callable[[FeatureKey], Sequence[dg.AssetKey]]
 
@@ -104,8 +104,20 @@ def _feature_class(feature: Any, defn: FeatureDefinition) -> type[BaseFeature] |
         return None
 
 
+def order_columns(names: Sequence[str], id_columns: Sequence[str]) -> list[str]:
+    """``names`` ordered as the asset page shows them: id columns (in id order), then the other
+    user columns (in the given order), then metaxy's system columns (in a fixed order)."""
+    system = [col for col in _SYSTEM_TYPES if col in names] + sorted(
+        n for n in names if n in c.SYSTEM_COLUMNS and n not in _SYSTEM_TYPES
+    )
+    ids = [col for col in id_columns if col in names]
+    users = [n for n in names if n not in ids and n not in system]
+    return [*ids, *users, *system]
+
+
 def build_column_schema(feature: Any) -> dg.TableSchema:
-    """The feature's columns (user and system) as a Dagster ``TableSchema``, sorted by name.
+    """The feature's columns as a Dagster ``TableSchema``: id columns, user columns (declaration
+    order), then system columns.
 
     Args:
         feature: feature class, key, key string or definition. A class is used as is (so classes
@@ -150,7 +162,7 @@ def build_column_schema(feature: Any) -> dg.TableSchema:
             )
         for name, type_name in _SYSTEM_TYPES.items():
             columns.setdefault(name, dg.TableColumn(name=name, type=type_name, description=_SYSTEM_DESCRIPTIONS[name]))
-    return dg.TableSchema(columns=[columns[n] for n in sorted(columns)])
+    return dg.TableSchema(columns=[columns[n] for n in order_columns(list(columns), defn.id_columns)])
 
 
 def build_column_lineage(

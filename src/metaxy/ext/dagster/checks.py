@@ -7,10 +7,13 @@ feature has upstream features, two checks evaluated from one ``resolve_update``:
   row whose provenance matches the current upstream and feature version;
 * ``metaxy_no_orphans`` — no stored sample whose upstream sample is gone.
 
-Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphaned``,
-``dagster/row_count``) and a few example ids as metadata. Root features (no upstream) get no
-checks: nothing can make them stale. Checks describe the whole feature: assets that each own a
-``metaxy/partition`` slice of one feature all report the feature's counts.
+Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphaned``: samples,
+as ``mx metadata status`` counts them — parents for 1:N expansion, groups for N:1 aggregation —
+and ``dagster/row_count``) and a few distinct example ids as metadata. Both checks fail with
+"upstream not materialized at its current feature version" while an upstream has no rows at its
+current version (after a code change upstream). The checks are subsettable: each can run alone.
+Root features (no upstream) get no checks: nothing can make them stale. Checks describe the
+whole feature: assets that each own a ``metaxy/partition`` slice of one feature all report the feature's counts.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotations at runtime.
@@ -23,8 +26,10 @@ import dagster as dg
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey
+from metaxy.versioning.samples import count_samples, example_samples, sample_columns
 
 from ._features import feature_key_from_metadata
+from ._runtime import compute_row_count
 from .errors import MetaxyDagsterError
 
 __all__ = [
@@ -65,39 +70,61 @@ def metaxy_check_results(
     asset_key: Any,
     *,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+    check_names: Iterable[str] | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """Evaluate both Metaxy checks of ``feature`` for ``asset_key`` (opens ``store`` if needed).
+    """Evaluate the Metaxy checks of ``feature`` for ``asset_key`` (opens ``store`` if needed).
+
+    Counts are **samples**, as ``mx metadata status`` counts them: rows for identity lineage,
+    parents for 1:N expansion, groups for N:1 aggregation (:mod:`metaxy.versioning.samples`).
+    When an upstream feature has no rows at its *current* feature version (its code changed and
+    it was not re-materialised yet), nothing can be compared: both checks fail and say so, rather
+    than reporting every stored sample as orphaned or passing on zero expected samples.
+
+    Args:
+        store: the metadata store.
+        feature: feature class, key or key string.
+        asset_key: the asset the results are about.
+        severity: the severity of failed results.
+        check_names: evaluate only these checks (default: both).
 
     Raises:
         MetaxyDagsterError: the feature is a root feature (no upstream to compare with).
-        FeatureNotFoundError: an upstream feature has no metadata in the store.
     """
-    defn = current_graph().get_feature_definition(feature)
+    graph = current_graph()
+    defn = graph.get_feature_definition(feature)
     if not defn.spec.deps:
         raise MetaxyDagsterError(
-            f"'{defn.key}' is a root feature: it has no upstream, so it can be neither stale nor orphaned."
+            f"'{defn.key}' is a root feature: it has no upstream, so it can be neither stale nor orphaned. "
+            "Hint: build checks only for features with deps (build_metaxy_asset_checks skips root features)."
         )
     key = dg.AssetKey.from_coercible(asset_key)
+    wanted = set(check_names) if check_names is not None else {METAXY_UP_TO_DATE_CHECK, METAXY_NO_ORPHANS_CHECK}
     with store:
+        behind = [up for up in (d.feature for d in defn.spec.deps) if not _has_current_rows(store, up)]
+        if behind:
+            results = _upstream_behind(defn.key, behind, key, severity)
+            return [r for r in results if r.check_name in wanted]
         increment = store.resolve_update(defn.key)
         rows = _stored_rows(store, defn.key)
-    counts = {"new": len(increment.new), "stale": len(increment.stale), "orphaned": len(increment.orphaned)}
+    columns = sample_columns(defn.spec)
+    frames = {"new": increment.new, "stale": increment.stale, "orphaned": increment.orphaned}
+    counts = {name: count_samples(frame, columns) for name, frame in frames.items()}
     base: dict[str, Any] = {f"metaxy/{name}": n for name, n in counts.items()}
     base["dagster/row_count"] = rows
-    ids = defn.id_columns
+    base["metaxy/feature_version"] = graph.get_feature_version(defn.key)
+
+    def examples(name: str) -> str:
+        return ", ".join(example_samples(frames[name], columns, _EXAMPLES))
+
     up_to_date = counts["new"] == 0 and counts["stale"] == 0
     no_orphans = counts["orphaned"] == 0
-    return [
+    results = [
         dg.AssetCheckResult(
             asset_key=key,
             check_name=METAXY_UP_TO_DATE_CHECK,
             passed=up_to_date,
             severity=severity,
-            metadata={
-                **base,
-                "metaxy/example_new": _examples(increment.new, ids),
-                "metaxy/example_stale": _examples(increment.stale, ids),
-            },
+            metadata={**base, "metaxy/example_new": examples("new"), "metaxy/example_stale": examples("stale")},
             description=None if up_to_date else f"{counts['new']} missing and {counts['stale']} stale samples.",
         ),
         dg.AssetCheckResult(
@@ -105,26 +132,56 @@ def metaxy_check_results(
             check_name=METAXY_NO_ORPHANS_CHECK,
             passed=no_orphans,
             severity=severity,
-            metadata={**base, "metaxy/example_orphaned": _examples(increment.orphaned, ids)},
+            metadata={**base, "metaxy/example_orphaned": examples("orphaned")},
             description=None if no_orphans else f"{counts['orphaned']} orphaned samples.",
         ),
+    ]
+    return [r for r in results if r.check_name in wanted]
+
+
+def _has_current_rows(store: MetadataStore, key: FeatureKey) -> bool:
+    """Whether ``key`` has at least one row at its current feature version (in the store or a fallback)."""
+    from metaxy.errors import FeatureNotFoundError
+
+    try:
+        return compute_row_count(store.read(key).head(1)) > 0
+    except FeatureNotFoundError:
+        return False
+
+
+def _upstream_behind(
+    feature: FeatureKey, behind: Sequence[FeatureKey], asset_key: dg.AssetKey, severity: dg.AssetCheckSeverity
+) -> list[dg.AssetCheckResult]:
+    graph = current_graph()
+    names = ", ".join(f"'{up}' (feature version {graph.get_feature_version(up)})" for up in behind)
+    description = (
+        f"Upstream not materialized at its current feature version: {names}. Nothing to compare '{feature}' "
+        "with yet. Hint: materialize the upstream asset(s) first."
+    )
+    metadata = {
+        "metaxy/upstream_not_materialized": ", ".join(up.to_string() for up in behind),
+        "metaxy/feature_version": graph.get_feature_version(feature),
+    }
+    return [
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name=name,
+            passed=False,
+            severity=severity,
+            metadata=metadata,
+            description=description,
+        )
+        for name in (METAXY_UP_TO_DATE_CHECK, METAXY_NO_ORPHANS_CHECK)
     ]
 
 
 def _stored_rows(store: MetadataStore, key: FeatureKey) -> int:
     from metaxy.errors import FeatureNotFoundError
 
-    from ._runtime import compute_row_count
-
     try:
         return compute_row_count(store.read(key))
     except FeatureNotFoundError:
         return 0
-
-
-def _examples(frame: Any, ids: Sequence[str]) -> str:
-    rows = frame.select(*ids).head(_EXAMPLES).rows()
-    return ", ".join("/".join(str(v) for v in row) for row in rows)
 
 
 def _metaxy_assets(assets: Iterable[Any]) -> Iterator[tuple[dg.AssetKey, FeatureKey]]:
@@ -184,9 +241,11 @@ def _checks_for(
         name=f"metaxy_checks_{asset_key.to_python_identifier()}",
         specs=build_metaxy_check_specs(asset_key, blocking=blocking),
         required_resource_keys={store_resource_key},
+        can_subset=True,  # "Execute" on one check in the UI runs just that check
     )
     def _evaluate(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
         store = getattr(context.resources, store_resource_key)
-        yield from metaxy_check_results(store, feature, asset_key, severity=severity)
+        names = [k.name for k in context.selected_asset_check_keys]
+        yield from metaxy_check_results(store, feature, asset_key, severity=severity, check_names=names)
 
     return _evaluate

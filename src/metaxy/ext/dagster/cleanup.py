@@ -1,4 +1,8 @@
-"""The ``delete`` op: soft- or hard-delete a feature's rows from the ``store`` resource (spec §13, G15)."""
+"""The ``delete`` op: soft- or hard-delete a feature's rows from the ``metaxy_store`` resource (spec §13).
+
+The published documentation's delete job binds the store as ``metaxy_store``; jobs that also run
+assets bind the same resource under both keys (``{"store": r, "metaxy_store": r}``).
+"""
 
 # No `from __future__ import annotations`: Dagster resolves the op config annotation at runtime.
 
@@ -24,9 +28,9 @@ class DeleteMetadataConfig(dg.Config):
         return value
 
 
-@dg.op(required_resource_keys={"store"})
+@dg.op(required_resource_keys={"metaxy_store"})
 def delete(context: dg.OpExecutionContext, config: DeleteMetadataConfig) -> int:
-    """Delete a feature's rows matching ``filters`` from the ``store`` resource.
+    """Delete a feature's rows matching ``filters`` from the ``metaxy_store`` resource.
 
     Soft deletes (the default) keep history and are visible with ``include_soft_deleted=True``;
     hard deletes remove the rows. Filters are parsed (never pasted into SQL).
@@ -35,7 +39,7 @@ def delete(context: dg.OpExecutionContext, config: DeleteMetadataConfig) -> int:
         The number of rows marked (soft) or removed (hard).
     """
     key = FeatureKey(config.feature_key)
-    store = context.resources.store
+    store = context.resources.metaxy_store
     kind = "Soft" if config.soft else "Hard"
     context.log.info(f"{kind}-deleting rows of '{key}' matching {config.filters or 'everything'} in {store.display()}")
     with store.open("w"):

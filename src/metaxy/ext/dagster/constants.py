@@ -9,15 +9,18 @@ from __future__ import annotations
 __all__ = [
     "DAGSTER_COLUMN_LINEAGE_METADATA_KEY",
     "DAGSTER_COLUMN_SCHEMA_METADATA_KEY",
+    "DAGSTER_METAXY_CODE_VERSION_METADATA_KEY",
     "DAGSTER_METAXY_ERROR_METADATA_KEY",
     "DAGSTER_METAXY_FEATURE_CODE_VERSION_TAG_KEY",
     "DAGSTER_METAXY_FEATURE_METADATA_KEY",
+    "DAGSTER_METAXY_FEATURE_VERSION_METADATA_KEY",
     "DAGSTER_METAXY_FEATURE_VERSION_TAG_KEY",
     "DAGSTER_METAXY_INFO_METADATA_KEY",
     "DAGSTER_METAXY_KIND",
     "DAGSTER_METAXY_MATERIALIZED_IN_RUN_METADATA_KEY",
     "DAGSTER_METAXY_PARTITION_KEY",
     "DAGSTER_METAXY_PARTITION_METADATA_KEY",
+    "DAGSTER_METAXY_PROJECT_METADATA_KEY",
     "DAGSTER_METAXY_PROJECT_TAG_KEY",
     "DAGSTER_METAXY_STORE_METADATA_KEY",
     "METAXY_DAGSTER_METADATA_KEY",
@@ -42,10 +45,21 @@ DAGSTER_METAXY_PROJECT_TAG_KEY = "metaxy/project"
 """Asset tag holding the feature's project."""
 
 DAGSTER_METAXY_INFO_METADATA_KEY = "metaxy/info"
-"""Asset/event metadata: ``{"feature": {...}, "metaxy": {...}}`` (see ``build_feature_info_metadata``)."""
+"""The published library's ``{"feature": {...}, "metaxy": {...}}`` blob (``build_feature_info_metadata``).
+
+metaxy no longer attaches it to assets or events: the short entries below replace it."""
+
+DAGSTER_METAXY_FEATURE_VERSION_METADATA_KEY = "metaxy/feature_version"
+"""Asset and event metadata: the feature version (the asset's definition / the rows an event describes)."""
+
+DAGSTER_METAXY_CODE_VERSION_METADATA_KEY = "metaxy/code_version"
+"""Asset and event metadata: the feature's code version (its own fields only)."""
+
+DAGSTER_METAXY_PROJECT_METADATA_KEY = "metaxy/project"
+"""Asset and event metadata: the feature's project."""
 
 DAGSTER_METAXY_STORE_METADATA_KEY = "metaxy/store"
-"""Event metadata describing the store that was read or written."""
+"""Event metadata: where the rows were found — the store's ``display()`` (credentials masked)."""
 
 DAGSTER_METAXY_MATERIALIZED_IN_RUN_METADATA_KEY = "metaxy/materialized_in_run"
 """Event metadata: samples of the asset whose current row was written by this run."""

@@ -14,15 +14,14 @@ from metaxy.errors import FeatureNotFoundError, MetaxyError
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.keys import FeatureKey
 
-from ._features import feature_key_from_metadata, resolve_definition, slice_from_metadata
-from ._partitions import build_metaxy_partition_filter, partition_by_of, partition_filters
-from ._runtime import FeatureStats, PartitionSelection, build_runtime_feature_metadata, store_metadata
+from ._features import feature_key_from_metadata, feature_metadata, resolve_definition, slice_from_metadata
+from ._partitions import build_metaxy_partition_filter, partition_by_of, partition_columns, partition_filters
+from ._runtime import FeatureStats, PartitionSelection, build_runtime_feature_metadata, store_location
 from .constants import (
     DAGSTER_METAXY_ERROR_METADATA_KEY,
     DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_STORE_METADATA_KEY,
 )
-from .errors import MetaxyIOManagerError
+from .errors import MetaxyIOManagerError, MetaxyPartitionError
 from .resources import MetaxyStoreFromConfigResource
 
 __all__ = ["MetaxyIOManager", "MetaxyOutput"]
@@ -59,6 +58,37 @@ def _set_data_version(context: dg.OutputContext, version: dg.DataVersion) -> Non
             step.set_data_version(context.asset_key, version)
     except (dg.DagsterInvariantViolationError, AttributeError) as exc:  # outside a run, or Dagster changed
         context.log.debug(f"Metaxy could not set the data version of '{context.asset_key.to_user_string()}': {exc}")
+
+
+def _check_fits(key: FeatureKey, obj: Any, metadata: Mapping[str, Any] | None) -> None:
+    """Refuse an output that does not fit the asset: a missing ``partition_by`` or slice column, or
+    rows outside the asset's ``metaxy/partition`` slice (null slice values are outside).
+
+    Raises:
+        MetaxyPartitionError: naming the column or a few offending values.
+    """
+    frame = nw.from_native(obj)
+    columns = frame.collect_schema().names()
+    slice_filter = slice_from_metadata(metadata) or {}
+    for column in [*partition_columns(partition_by_of(metadata)), *slice_filter]:
+        if column not in columns:
+            raise MetaxyPartitionError(
+                f"Output of feature '{key}' has no column '{column}', which the asset's "
+                f"{'slice' if column in slice_filter else 'partition_by'} names. Available columns: "
+                f"{', '.join(columns)}. Hint: add the column, or fix the asset metadata."
+            )
+    if not slice_filter:
+        return
+    inside = nw.all_horizontal(*build_metaxy_partition_filter(slice_filter), ignore_nulls=False).fill_null(False)
+    outside = frame.filter(~inside).select(*slice_filter).head(3)
+    if isinstance(outside, nw.LazyFrame):
+        outside = outside.collect()
+    if len(outside):
+        examples = ", ".join(str(row) for row in outside.rows(named=True))
+        raise MetaxyPartitionError(
+            f"Output of feature '{key}' has rows outside the asset's slice {slice_filter} (e.g. {examples}). "
+            "Nothing was written. Hint: return only the slice's rows; other slices belong to other assets."
+        )
 
 
 def _detached(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
@@ -120,6 +150,7 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                     f"Asset output for feature '{key}' is a {type(obj).__name__}, not a dataframe. Hint: return a "
                     "Polars/pandas/PyArrow/narwhals frame (eager or lazy), or None if the asset wrote it itself."
                 ) from exc
+            _check_fits(key, obj, context.definition_metadata)  # before anything is written
             with store.open("w"):
                 written = store.write(key, obj)
             context.log.debug(f"Wrote {written} rows of feature '{key}' to {store.display()}.")
@@ -150,17 +181,16 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                     metaxy_partition=slice_from_metadata(context.definition_metadata),
                     run_id=context.run_id,
                 )
+        except MetaxyPartitionError:
+            raise  # the asset's partition_by / slice does not fit the feature: a configuration error
         except FeatureNotFoundError as exc:
             context.log.warning(f"No Metaxy metadata to describe for '{key}': {exc}")
-            error = {DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
+            error = {**feature_metadata(key), DAGSTER_METAXY_ERROR_METADATA_KEY: str(exc)}
             return error, None
         except (MetaxyError, ValueError, TypeError, RuntimeError, OSError) as exc:
             # The rows are written; a metadata failure must show, not fail the write or vanish (G12).
             context.log.error(f"Could not build Metaxy metadata for '{key}': {type(exc).__name__}: {exc}")
-            error = {
-                DAGSTER_METAXY_FEATURE_METADATA_KEY: key.to_string(),
-                DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}",
-            }
+            error = {**feature_metadata(key), DAGSTER_METAXY_ERROR_METADATA_KEY: f"{type(exc).__name__}: {exc}"}
             return error, None
 
     # --- input ---------------------------------------------------------------------------------
@@ -186,18 +216,9 @@ class MetaxyIOManager(dg.ConfigurableIOManager):
                 if part:
                     frame = frame.filter(*part)
             frame = _detached(frame)
-            info = store_metadata(store, resolved, key)
-        if not context.has_asset_partitions or len(context.asset_partition_keys) == 1:
-            metadata: dict[str, Any] = {
-                "name": store.name,
-                DAGSTER_METAXY_STORE_METADATA_KEY: resolved.display(),
-                "resolved_from": info["resolved_from"],
-                "dagster/table_name": info["resolved_from"]["table_name"],
-            }
-            if "uri" in info["resolved_from"]:
-                metadata["dagster/uri"] = dg.MetadataValue.path(info["resolved_from"]["uri"])
-            if context.has_asset_key:
-                context.add_input_metadata(metadata, description="Metadata Store Info")
+        if context.has_asset_key and (not context.has_asset_partitions or len(context.asset_partition_keys) == 1):
+            # Dagster's add_input_metadata breaks with several partition keys
+            context.add_input_metadata(store_location(resolved, key), description="Metadata Store Info")
         return frame
 
     @staticmethod

@@ -26,15 +26,15 @@ from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 
 from ._features import (
     asset_key_for,
-    build_feature_info_metadata,
     dagster_attributes,
     feature_key_from_metadata,
+    feature_metadata,
     register_asset_key,
     slice_from_metadata,
     slice_key_suffix,
     upstream_asset_keys,
 )
-from ._schema import build_column_lineage, build_column_schema
+from ._schema import build_column_lineage, build_column_schema, order_columns
 from .constants import (
     DAGSTER_COLUMN_LINEAGE_METADATA_KEY,
     DAGSTER_COLUMN_SCHEMA_METADATA_KEY,
@@ -80,7 +80,9 @@ class metaxify:
         key: the asset key (default: the feature's key, §2). Single-asset objects only.
         key_prefix: parts prepended to every key (and to deps on features not yet metaxified).
         inject_metaxy_kind: add the ``metaxy`` kind.
-        inject_code_version: append ``metaxy:<feature code version>`` to the code version.
+        inject_code_version: append ``metaxy:<feature version>`` to the code version (the feature
+            version changes with the feature's fields *and* every upstream field it depends on, so
+            Dagster's "Unsynced" follows metaxy's versions).
         set_description: use the feature's docstring when the asset has no description.
         inject_column_schema: set ``dagster/column_schema`` from the feature's columns.
         inject_column_lineage: set ``dagster/column_lineage`` from the feature's deps.
@@ -227,8 +229,8 @@ class metaxify:
         _check_attribute_names(defn.spec, attrs)
         upstream = {dep.feature: upstream_asset_keys(dep.feature, self._prefix, graph) for dep in defn.spec.deps}
         metadata = {**spec.metadata, **_as_dict(attrs.get("metadata"), "metadata", defn.spec)}
-        metadata[DAGSTER_METAXY_FEATURE_METADATA_KEY] = defn.key.to_string()
-        metadata[DAGSTER_METAXY_INFO_METADATA_KEY] = build_feature_info_metadata(defn)
+        metadata.pop(DAGSTER_METAXY_INFO_METADATA_KEY, None)  # the published blob; short entries replace it
+        metadata.update(feature_metadata(defn))
         self._column_metadata(metadata, defn, upstream)
         kinds = {*spec.kinds, *(attrs.get("kinds") or ())}
         if self.inject_metaxy_kind:
@@ -237,7 +239,7 @@ class metaxify:
         description = replaced.pop("description", None) or spec.description
         if description is None and self.set_description:
             description = defn.spec.description or defn.feature_schema.get("description")
-        code_version = self._code_version(spec, attrs, defn.spec)
+        code_version = self._code_version(spec, attrs, graph.get_feature_version(defn.key))
         optional: dict[str, Any] = {"description": description, "code_version": code_version}
         new = spec.replace_attributes(
             key=self._asset_key(defn.spec, metadata),
@@ -273,14 +275,20 @@ class metaxify:
             path.append(slice_key_suffix(slice_filter))
         return dg.AssetKey(path)
 
-    def _code_version(self, spec: dg.AssetSpec, attrs: Mapping[str, Any], fspec: FeatureSpec) -> str | None:
+    def _code_version(self, spec: dg.AssetSpec, attrs: Mapping[str, Any], feature_version: str) -> str | None:
+        """The asset's code version with ``metaxy:<feature version>`` appended.
+
+        The *feature* version (not the feature's own code version) folds in the versions of every
+        upstream field the feature depends on, so a code change upstream gives exactly the assets
+        whose samples metaxy recomputes a new Dagster code version ("Unsynced: code version").
+        """
         parts: list[str] = []
         for value in (spec.code_version, attrs.get("code_version")):
             for part in str(value).split(",") if value else ():
                 if part not in parts:
                     parts.append(part)
         if self.inject_code_version:
-            own = f"metaxy:{fspec.code_version}"
+            own = f"metaxy:{feature_version}"
             parts = [p for p in parts if not p.startswith("metaxy:")] + [own]
         return ",".join(parts) or None
 
@@ -288,15 +296,15 @@ class metaxify:
         self, metadata: dict[str, Any], defn: FeatureDefinition, upstream: Mapping[FeatureKey, list[dg.AssetKey]]
     ) -> None:
         if self.inject_column_schema:
-            user_columns = _schema_columns(metadata.get(DAGSTER_COLUMN_SCHEMA_METADATA_KEY))
-            columns = {col.name: col for col in user_columns}
+            given = {col.name: col for col in _schema_columns(metadata.get(DAGSTER_COLUMN_SCHEMA_METADATA_KEY))}
+            columns: dict[str, dg.TableColumn] = {}  # the feature's columns, then the user's; the user's win
             if not defn.is_external:
-                for column in build_column_schema(defn).columns:
-                    columns.setdefault(column.name, column)
+                columns = {col.name: given.get(col.name, col) for col in build_column_schema(defn).columns}
+            for name, column in given.items():
+                columns.setdefault(name, column)
             if columns:
-                metadata[DAGSTER_COLUMN_SCHEMA_METADATA_KEY] = dg.TableSchema(
-                    columns=[columns[n] for n in sorted(columns)]
-                )
+                order = order_columns([*columns], defn.id_columns)  # id → user → system columns
+                metadata[DAGSTER_COLUMN_SCHEMA_METADATA_KEY] = dg.TableSchema(columns=[columns[n] for n in order])
         if self.inject_column_lineage:
             user = _lineage_deps(metadata.get(DAGSTER_COLUMN_LINEAGE_METADATA_KEY))
             merged: dict[str, list[dg.TableColumnDep]] = {}

@@ -30,7 +30,12 @@ from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey
 
-from ._features import build_feature_event_tags, build_feature_info_metadata, feature_key_from_metadata
+from ._features import (
+    build_feature_event_tags,
+    build_feature_info_metadata,
+    feature_key_from_metadata,
+    feature_metadata,
+)
 from ._features import slice_from_metadata as _slice_of
 from ._partitions import partition_by_of, partition_keys_of
 from ._runtime import (
@@ -44,8 +49,6 @@ from ._runtime import (
 )
 from .constants import (
     DAGSTER_METAXY_ERROR_METADATA_KEY,
-    DAGSTER_METAXY_FEATURE_METADATA_KEY,
-    DAGSTER_METAXY_INFO_METADATA_KEY,
 )
 from .errors import MetaxyDagsterError
 
@@ -193,6 +196,23 @@ def _op_context(context: Any) -> dg.OpExecutionContext:
     )
 
 
+def _has_assets_def(op_ctx: dg.OpExecutionContext) -> bool:
+    """``op_ctx.has_assets_def``; False for a hand-built context (``dg.build_asset_context()``),
+    which raises instead of answering."""
+    try:
+        return bool(op_ctx.has_assets_def)
+    except dg.DagsterError:  # DagsterInvalidPropertyError (not exported)
+        return False
+
+
+def _run_id(op_ctx: dg.OpExecutionContext) -> str | None:
+    """The run id, or None for a hand-built context outside a run."""
+    try:
+        return op_ctx.run_id
+    except dg.DagsterError:  # DagsterInvalidPropertyError (not exported)
+        return None
+
+
 def _store(store: Any) -> MetadataStore:
     if isinstance(store, MetadataStore):
         return store
@@ -211,11 +231,12 @@ def _targets(
     graph_outputs: Mapping[dg.AssetKey, str] | None,
 ) -> tuple[list[_Target], set[dg.AssetKey]]:
     """The Metaxy assets to report (upstream first), and those of the step the run did not select."""
-    assets_def = op_ctx.assets_def if op_ctx.has_assets_def else None
+    assets_def = op_ctx.assets_def if _has_assets_def(op_ctx) else None
     if specs is None:
         if assets_def is None:
             raise MetaxyDagsterError(
-                "specs must be provided when using an OpExecutionContext outside an asset (a plain @op). "
+                "specs must be provided when using an OpExecutionContext outside an asset (a plain @op or a "
+                "hand-built context). "
                 "Hint: pass specs=[dg.AssetSpec('my/asset', metadata={'metaxy/feature': 'my/feature'})]."
             )
         specs = list(assets_def.specs)
@@ -249,7 +270,7 @@ def _step_asset_keys(
 
 def _op_output_keys(op_ctx: dg.OpExecutionContext) -> dict[str, dg.AssetKey]:
     """The asset key of each output of this op (intermediate outputs of a graph-backed asset have none)."""
-    if not op_ctx.has_assets_def:
+    if not _has_assets_def(op_ctx):
         return {}
     out = {}
     for output in op_ctx.op_def.output_defs:
@@ -262,7 +283,7 @@ def _op_output_keys(op_ctx: dg.OpExecutionContext) -> dict[str, dg.AssetKey]:
 
 def _graph_op_outputs(op_ctx: dg.OpExecutionContext) -> dict[dg.AssetKey, str] | None:
     """For an op inside a graph-backed asset: its output name per asset key; else None."""
-    if not op_ctx.has_assets_def or not isinstance(op_ctx.assets_def.node_def, dg.GraphDefinition):
+    if not _has_assets_def(op_ctx) or not isinstance(op_ctx.assets_def.node_def, dg.GraphDefinition):
         return None
     return {key: name for name, key in _op_output_keys(op_ctx).items()}
 
@@ -299,7 +320,7 @@ def _describe(
     resolved = _store(store)
     metadata = target.spec.metadata or {}
     partitions = _partition_selection(op_ctx, target)
-    run_id = (resolved.materialization_id or op_ctx.run_id) if kind == "materialize" else None
+    run_id = (resolved.materialization_id or _run_id(op_ctx)) if kind == "materialize" else None
     try:
         with resolved:
             return build_runtime_feature_metadata(
@@ -309,8 +330,7 @@ def _describe(
         # Not an empty table: no table at all. Reported as 0 rows *with* the reason (G12).
         op_ctx.log.warning(f"Feature '{target.feature}' has no metadata in {resolved.display()}: reporting 0 rows.")
         md = {
-            DAGSTER_METAXY_FEATURE_METADATA_KEY: target.feature.to_string(),
-            DAGSTER_METAXY_INFO_METADATA_KEY: build_feature_info_metadata(target.feature),
+            **feature_metadata(target.feature),
             DAGSTER_METAXY_ERROR_METADATA_KEY: f"Feature not found: {exc}",
             "dagster/row_count": 0,
         }
@@ -400,7 +420,8 @@ def _generate(
     targets, skipped = _targets(op_ctx, specs, graph_outputs)
     checks = _route_checks(targets, skipped, check_results)
     routed_values = _route_values(targets, skipped, values)
-    in_asset = op_ctx.has_assets_def
+    # a hand-built ``dg.build_asset_context()`` (a directly invoked asset) has no assets_def: results still
+    in_asset = _has_assets_def(op_ctx) or isinstance(context, dg.AssetExecutionContext)
     if (not in_asset or graph_outputs is not None) and checks:
         raise MetaxyDagsterError(
             "check_results need an @asset or @multi_asset: a plain @op or an op inside a graph-backed asset "
