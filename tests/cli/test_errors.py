@@ -125,6 +125,12 @@ def test_config_errors_name_the_file_or_setting(project: Path) -> None:
     assert "missing.toml" in line
 
 
+def test_environment_errors_name_the_setting_without_echoing_the_value(project: Path) -> None:
+    env = clean_env(project, METAXY_HASH_TRUNCATION_LENGTH="not-a-number-s3cr3t")
+    line = assert_one_error_line(run_mx(project, "list", "features", env=env))
+    assert "hash_truncation_length" in line and "s3cr3t" not in line
+
+
 def test_failing_entrypoint_is_one_line(project: Path) -> None:
     (project / "metaxy.toml").write_text('project = "cli_features"\nentrypoints = ["no_such_module_here"]\n')
     line = assert_one_error_line(run_mx(project, "list", "features"))

@@ -53,7 +53,7 @@ def plan(
 
     selected = session.select(keys, not keys)
     st = session.store(store)
-    with progress("plan", len(selected), enabled=progress_bar) as advance:
+    with progress("plan", None, enabled=progress_bar) as advance:
         result = plan_run(st, session.graph(), features=selected, progress=lambda name: advance(description=name))
     if format == "json":
         emit_json(result.to_dict())
