@@ -113,8 +113,8 @@ def describe_features(
     from metaxy.inspect import describe_feature
 
     graph = session.graph()
-    selected = session.select(keys, all_features)
     st = session.store(store)
+    selected = session.select(keys, all_features)
     described = []
     with st.open("r"):
         for key in selected:

@@ -51,8 +51,8 @@ def plan(
     """
     from metaxy.inspect import plan_run
 
-    selected = session.select(keys, not keys)
     st = session.store(store)
+    selected = session.select(keys, not keys)
     with progress("plan", None, enabled=progress_bar) as advance:
         result = plan_run(st, session.graph(), features=selected, progress=lambda name: advance(description=name))
     if format == "json":

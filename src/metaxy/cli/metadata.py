@@ -90,8 +90,8 @@ def status(
         with _store(store).open("r") as st0:
             graph = SystemTableStorage(st0).load_graph_from_snapshot(snapshot_id, project=session.cfg.project)
     with graph.use():
+        st = _store(store, allow_fallback_stores)  # a broken store config is reported before the selection
         selected = session.select(keys, all_features)
-        st = _store(store, allow_fallback_stores)
         rows = []
         with st.open("r"), progress("metadata status", len(selected), enabled=progress_bar) as advance:
             for key in selected:
@@ -228,8 +228,8 @@ def delete(
     format
         ``plain`` or ``json``.
     """
-    selected = session.select(keys, all_features)
     st = _store(store)
+    selected = session.select(keys, all_features)
     mode = "soft" if soft else "hard"
     results: list[dict[str, Any]] = []
     with st.open("r"):
