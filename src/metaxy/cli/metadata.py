@@ -83,6 +83,10 @@ def status(
     format
         ``plain`` or ``json``.
     """
+    from metaxy.metadata_store._frames import coerce_filters
+
+    for given in (filter, global_filter, stale_if):
+        coerce_filters(given)  # a malformed filter is an error even when nothing gets compared
     graph = session.graph()
     if snapshot_id is not None:
         from metaxy.metadata_store import SystemTableStorage
