@@ -166,7 +166,7 @@ def test_files_carry_feature_and_data_versions(run: Run) -> None:
 def test_mx_metadata_status_in_the_workdir_is_in_sync(run: Run) -> None:
     done = _mx("metadata", "status", "--all-features", "--format", "json", "--assert-in-sync", cwd=run.workdir)
     assert done.returncode == 0, done.stderr
-    rows = {r["feature"]: r for r in json.loads(done.stdout)}
+    rows = {r["feature_key"]: r for r in json.loads(done.stdout)["features"]}
     clips = N + max(1, N // 10) - max(1, N // 20)
     assert rows["video/raw"]["rows"] == clips and rows["video/transcript"]["rows"] == clips
     assert rows["channel/report"]["rows"] == len(CHANNELS)

@@ -1,0 +1,63 @@
+"""``mx demo``: the multimodal demo end to end."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import cyclopts
+
+from ._errors import CliError
+from ._output import console
+
+__all__ = ["demo"]
+
+
+def demo(
+    *,
+    workdir: Path | None = None,
+    clips: int = 300,
+    seed: int = 0,
+    reset: bool = False,
+    json_path: Annotated[Path | None, cyclopts.Parameter(name="--json")] = None,
+) -> None:
+    """Run the multimodal demo end to end: generate clips, materialize, change data and code, re-materialize.
+
+    Parameters
+    ----------
+    workdir
+        Where media, derived files and the DuckDB store go (default: a new temporary directory).
+    clips
+        How many clips to generate (4 to 20000).
+    seed
+        Random seed of the generated clips and of the changes.
+    reset
+        Wipe a previous demo in ``workdir`` first.
+    json_path
+        Also write the per-round counts as JSON to this file.
+    """
+    from rich.console import Console
+
+    from metaxy._demo.workdir import Workdir, check_clips
+
+    check_clips(clips)  # bad input fails before the slow imports
+    if workdir is not None:
+        Workdir(workdir.expanduser().resolve()).check(reset=reset)
+    try:  # the demo needs the `demo` extra; `import metaxy` and the other commands do not
+        from metaxy._demo.runner import run_demo
+    except ImportError as exc:
+        raise CliError(
+            f"mx demo needs Dagster and numpy ({exc.name} is not installed). Hint: pip install 'metaxy[demo]'.",
+            code="MISSING_EXTRA",
+        ) from exc
+
+    root = workdir if workdir is not None else Path(tempfile.mkdtemp(prefix="metaxy-demo-"))
+    out = Console(soft_wrap=True)
+    if not out.is_terminal:  # piped or captured: wide enough for the tables, whatever COLUMNS says
+        out = Console(soft_wrap=True, width=max(console().width, 110))
+    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=out)
+    if json_path is not None:
+        json_path.write_text(report.to_json())
+    if not report.ok:
+        raise CliError("The demo's self-check failed: see the red marks above.", code="DEMO_FAILED")
