@@ -81,7 +81,7 @@ def _status(wd: Workdir) -> dict[str, dict[str, Any]]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return {row["feature"]: row for row in json.loads(done.stdout)}
+    return {row["feature"]: row for row in json.loads(done.stdout)["features"]}
 
 
 def _counts(evaluation: Any) -> tuple[int, int, int]:

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import cyclopts
 
+from metaxy.versioning.samples import sample_columns
+
 from ._context import session
 from ._errors import EXIT_ERROR, CliError
 from ._output import Format, emit_json, note, print_table, progress
@@ -159,7 +161,8 @@ def _status_row(
             row["status"] = "upstream missing"
             return row
     # --filter selects the samples compared: expected and stored alike
-    counts = [_filtered_len(frame, filters) for frame in (inc.new, inc.stale, inc.orphaned)]
+    units = sample_columns(graph.get_feature_definition(key).spec)  # samples, not rows (1:N, N:1)
+    counts = [_filtered_len(frame, filters, units) for frame in (inc.new, inc.stale, inc.orphaned)]
     row.update(missing=counts[0], stale=counts[1], orphaned=counts[2])
     if row["store"] is None and row["missing"]:
         row["status"] = "missing"
@@ -168,14 +171,14 @@ def _status_row(
     return row
 
 
-def _filtered_len(frame: Any, filters: list[str] | None) -> int:
-    if not filters:
-        return len(frame)
-    import polars as pl
+def _filtered_len(frame: Any, filters: list[str] | None, units: list[str]) -> int:
+    from metaxy.versioning.samples import count_samples
 
+    if not filters:
+        return count_samples(frame, units)
     from metaxy.metadata_store._frames import apply_filters, coerce_filters
 
-    return int(apply_filters(frame.to_polars().lazy(), coerce_filters(filters)).select(pl.len()).collect().item())
+    return count_samples(apply_filters(frame.to_polars().lazy(), coerce_filters(filters)).collect(), units)
 
 
 def _confirm(question: str, yes: bool) -> None:
