@@ -48,7 +48,7 @@ def test_json_mode_error_is_also_a_json_object_on_stdout(mx: Runner) -> None:
         (["metadata", "status", "cli/transcript", "--filter", "sid = "], "Invalid filter expression 'sid = '"),
         (["--project", "other", "list", "features"], "Project 'other' matches none of the 4 loaded features"),
         (["--project", "other", "--all-projects", "list", "features"], "mutually exclusive"),
-        (["--sync", "list", "features"], "--sync needs metaxy.sync_external_features"),
+        (["--all-projects", "lock"], "--all-projects is not allowed"),
         (["history", "--limit", "0"], "--limit must be at least 1, got 0"),
         (["graph", "render", "--up", "1"], "--up and --down need --feature"),
         (["graph", "render", "--feature", "cli/nope"], "Feature 'cli/nope' is not in the feature graph"),

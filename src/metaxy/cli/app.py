@@ -46,6 +46,7 @@ app.command(metadata_cmds.metadata_app)
 app.command(config_cmds.config_app)
 app.command(snapshot_cmds.push)
 app.command(snapshot_cmds.history)
+app.command(snapshot_cmds.lock)
 app.command(inspect_cmds.plan)
 app.command(inspect_cmds.explain)
 app.command(inspect_cmds.trace)
@@ -114,20 +115,11 @@ def _startup(
 
 
 def _sync_external(cfg: Any) -> None:
-    import metaxy
+    from metaxy.external_features import sync_external_features
 
-    sync_fn = getattr(metaxy, "sync_external_features", None)
-    if sync_fn is None:
-        from ._errors import CliError
-
-        raise CliError(
-            "--sync needs metaxy.sync_external_features, which this metaxy version does not provide. "
-            "Hint: run without --sync.",
-            code="UNSUPPORTED",
-        )
     store = cfg.get_store()
-    with store:
-        sync_fn(store)
+    with store.open("r"):
+        sync_external_features(store)  # --locked set config.locked: a mismatch is an error
 
 
 def _setup_process() -> None:

@@ -1,7 +1,8 @@
-"""``mx push`` and ``mx history``: record and list graph snapshots in a store's system tables."""
+"""``mx push``, ``mx history`` and ``mx lock``: record and list graph snapshots, pin other projects' features."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import cyclopts
@@ -10,7 +11,7 @@ from ._context import session
 from ._errors import CliError
 from ._output import Format, emit_json, note, print_table
 
-__all__ = ["history", "push"]
+__all__ = ["history", "lock", "push"]
 
 
 def push(
@@ -50,6 +51,45 @@ def push(
     else:
         note("Recorded feature graph snapshot.")
     print(result.project_version)
+
+
+def lock(
+    *,
+    store: str | None = None,
+    output: Annotated[Path | None, cyclopts.Parameter(name=["--output", "-o"])] = None,
+) -> None:
+    """Pin the features this project uses from other projects in ``metaxy.lock``.
+
+    Resolves them (transitively) from the latest definitions other projects pushed to the store;
+    the file is rewritten only when its content changes. Prints what was added, updated and removed.
+
+    Parameters
+    ----------
+    store
+        The store holding the other projects' pushed definitions (default: the configured default store).
+    output
+        Where to write (default: the configured ``metaxy_lock_path``, ``metaxy.lock`` beside metaxy.toml).
+    """
+    from metaxy.external_features import write_lock_file
+
+    if session.all_projects:
+        raise CliError(
+            "mx lock pins other projects' features for one project; --all-projects is not allowed. "
+            "Hint: pass --project NAME or set `project` in metaxy.toml.",
+            code="CONFLICTING_FLAGS",
+        )
+    st = session.store(store)
+    with st.open("r"):
+        result = write_lock_file(st, config=session.cfg, path=output)
+    for key in result.added:
+        note(f"added {key}")
+    for key, metadata_only in result.updated:
+        note(f"updated {key}" + (" (definition only, same version)" if metadata_only else ""))
+    for key in result.removed:
+        note(f"removed {key}")
+    if not result.changed:
+        note(f"{result.path} is up to date.")
+    print(result.path)
 
 
 def history(

@@ -25,6 +25,7 @@ from metaxy.errors import FeatureNotFoundError
 from metaxy.models.feature_spec import FeatureSpec
 from metaxy.models.graph import FeatureGraph, current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.versioning.samples import count_samples, sample_columns
 
 __all__ = ["Counts", "FeatureForecast", "RunPlan", "plan_run", "sample_columns"]
 
@@ -109,22 +110,9 @@ class RunPlan:
         }
 
 
-def sample_columns(spec: FeatureSpec) -> list[str]:
-    """The columns that identify one *sample* of a feature for counting.
-
-    The feature's id columns, except with expansion lineage (the parent's ``on`` columns: a
-    parent is one sample however many children it has) or aggregation lineage (the group's
-    ``on`` columns: a group is one sample).
-    """
-    for dep in spec.deps:
-        if not dep.lineage.is_identity:
-            return list(dep.lineage.on or spec.id_columns)
-    return list(spec.id_columns)
-
-
 def _count(increment: Any, columns: list[str]) -> Counts:
     def n(frame: Any) -> int:
-        return frame.to_polars().select(columns).n_unique() if len(frame) else 0
+        return count_samples(frame.to_polars(), columns)
 
     return Counts(n(increment.new), n(increment.stale), n(increment.orphaned))
 
