@@ -81,7 +81,7 @@ def _status(wd: Workdir) -> dict[str, dict[str, Any]]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return {row["feature"]: row for row in json.loads(done.stdout)["features"]}
+    return {row["feature_key"]: row for row in json.loads(done.stdout)["features"]}
 
 
 def _counts(evaluation: Any) -> tuple[int, int, int]:
@@ -125,7 +125,7 @@ def test_checks_count_samples_for_every_lineage_like_mx_metadata_status(
     for asset in ("video/chunks", "video/transcript", "video/faces", "video/summary", "channel/report"):
         evaluation = evaluations[(asset, "metaxy_up_to_date")]
         row = status[asset]
-        assert _counts(evaluation) == (row["new"], row["stale"], row["orphaned"]), asset
+        assert _counts(evaluation) == (row["missing"], row["stale"], row["orphaned"]), asset
         assert evaluation.metadata["dagster/row_count"].value == row["rows"], asset
 
 
