@@ -6,6 +6,7 @@ Snapshots live in ``tests/cli/snapshots/``; after an intended change, regenerate
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -140,3 +141,21 @@ def test_progress_bar_only_on_a_terminal(stored: Path) -> None:
     piped = run_mx(stored, "metadata", "status", "--all-features")
     assert piped.returncode == 0 and piped.stderr == "" and "\x1b" not in piped.stdout
     assert re.search(r"cli/transcript\s+│", piped.stdout)
+
+
+def _current_version(project: Path, key: str) -> str:
+    done = run_mx(project, "list", "features", "-f", "json")
+    return next(f["version"] for f in json.loads(done.stdout)["features"] if f["key"] == key)
+
+
+@pytest.mark.parametrize("operation", ["delete", "copy", "rebase"])
+def test_long_operations_draw_progress_only_on_a_terminal(stored: Path, operation: str) -> None:
+    args = {
+        "delete": ["metadata", "delete", "cli/summary", "--filter", "sid = 'a'", "--dry-run"],
+        "copy": ["metadata", "copy", "cli/raw", "cli/transcript", "--from", "dev", "--to", "backup"],
+        "rebase": ["metadata", "rebase", "cli/summary", "--from", _current_version(stored, "cli/summary"), "--dry-run"],
+    }[operation]
+    assert HIDE_CURSOR in _run_on_a_terminal(stored, *args)
+    piped = run_mx(stored, *args)
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b" not in piped.stdout + piped.stderr

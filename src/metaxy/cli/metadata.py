@@ -382,9 +382,11 @@ def rebase(
     (key,) = session.select([feature], False)
     st = _store(store)
     target = to_version or session.graph().get_feature_version(key)
-    with st.open("r" if dry_run else "w"), _quiet():
+    steps = 2 if dry_run else 3  # read, re-stamp, write
+    with st.open("r" if dry_run else "w"), progress("rebase", steps) as advance, _quiet():
         frame = st.read(key, feature_version=from_version, with_feature_history=True)
         rows = frame.collect()
+        advance(description=f"rebase {key}: re-stamping {len(rows)} rows")
         if len(rows) == 0:
             raise CliError(
                 f"Feature '{key}' has no stored rows of version '{from_version}' in {st.display()}. "
@@ -393,8 +395,10 @@ def rebase(
             )
         rebased = st.rebase(key, rows, to_feature_version=to_version)
         n = len(rebased)
+        advance(description=f"rebase {key}: writing {n} rows")
         if not dry_run and n:
             st.write(key, rebased, preserve_feature_version=True)
+            advance()
     data = {"feature_key": key.to_string(), "from": from_version, "to": target, "rows": n, "dry_run": dry_run}
     if format == "json":
         emit_json(data)
