@@ -55,6 +55,7 @@ from ._frames import (
     normalize_write,
     to_polars_lazy,
 )
+from .failures import FailureQuarantine  # issue 22 hook: record/reset/read_failures
 from .types import AccessMode, Increment, LazyIncrement
 
 __all__ = ["MetadataStore", "MetadataStoreConfig", "VersioningEngine"]
@@ -79,7 +80,7 @@ class MetadataStoreConfig(SecretMaskingModel):
     materialization_id: str | None = None
 
 
-class MetadataStore(ABC):
+class MetadataStore(FailureQuarantine, ABC):  # issue 22 hook: FailureQuarantine mixin
     """Append-only, per-feature metadata tables with merge-on-read and incremental resolution.
 
     Use as a context manager: ``with store:`` opens for reading, ``with store.open("w"):`` for
@@ -685,9 +686,9 @@ class MetadataStore(ABC):
         if engine != "polars" and self.native_engine != "polars":
             native = self._resolve_native(request, strict=engine == "native", lazy=lazy)
             if native is not None:
-                return native
+                return self._quarantine(native, plan)  # issue 22 hook: quarantined samples → failed
         result = self._resolve_polars(request, warn=engine == "auto")
-        return result if lazy else result.collect()
+        return self._quarantine(result if lazy else result.collect(), plan)  # issue 22 hook
 
     def _check_resolve_columns(
         self,
@@ -1157,6 +1158,7 @@ def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:
             )
         out = e if out is None else out & e
     return out
+
 
 # Documented aliases hosted here: see metaxy._compat.ALIASES.
 from metaxy._compat import alias_hooks  # noqa: E402
