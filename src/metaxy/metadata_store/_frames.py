@@ -16,6 +16,7 @@ from metaxy.errors import ColumnNotFoundError, MetadataSchemaError, MetaxyWarnin
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.filter_expression import coerce_filters as _coerce_filters
+from metaxy.versioning.content import apply_content_versions
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.polars_executor import sample_hash_expr
 from metaxy.versioning.representation import BY_FIELD_COLUMNS, maps_from_structs, structs_from_maps
@@ -108,7 +109,7 @@ def check_columns(
             text = f.source if isinstance(f, FilterExpression) else str(f)
             raise ColumnNotFoundError(
                 f"Filter {text!r} on {where} uses unknown column(s) {missing}. Available columns: {shown}. "
-                "Hint: column names are case-sensitive; quote names with special characters as \"My Col\".",
+                'Hint: column names are case-sensitive; quote names with special characters as "My Col".',
                 missing,
             )
     if columns is not None:
@@ -156,6 +157,7 @@ class WriteContext:
     preserve_feature_version: bool = False
     keep_timestamps: bool = False  # soft-delete markers and copies keep created/updated/deleted_at
     map_mode: bool = False  # store the *_by_field columns as Map(String, String)
+    data_version_columns: dict[str, tuple[str, ...]] | None = None  # issue 22: {field struct key: columns}
 
 
 def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
@@ -179,6 +181,7 @@ def normalize_write(lf: pl.LazyFrame, ctx: WriteContext) -> pl.LazyFrame:
     keys = tuple(_struct_keys(lf.collect_schema()[c.PROVENANCE_BY_FIELD]))
     lf = _refuse_nulls(lf, ctx, [k for k in keys if k in ctx.field_struct_keys])
     lf = _fill_provenance(lf, names, keys, ctx)
+    lf, names = apply_content_versions(lf, names, keys, ctx)  # issue 22 hook: content-based data versions
     lf = _fill_data_versions(lf, names, keys, ctx)
     lf = _stamp(lf, names, ctx)
     user = [n for n in lf.collect_schema().names() if n not in c.SYSTEM_COLUMNS]

@@ -42,6 +42,7 @@ from metaxy.models import constants as c
 from metaxy.models.graph import FeatureGraph, current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
 from metaxy.versioning import polars_executor as px
+from metaxy.versioning.content import content_columns
 from metaxy.versioning.hashing import HashAlgorithm, truncation_length
 from metaxy.versioning.plan import ResolvePlan, compile_plan
 from metaxy.versioning.representation import BY_FIELD_COLUMNS, map_mode, maps_from_structs, structs_from_maps
@@ -614,6 +615,7 @@ class MetadataStore(FailureQuarantine, ABC):  # issue 22 hook: FailureQuarantine
             length=self._hash_length(),
             preserve_feature_version=preserve_feature_version,
             map_mode=self._map_mode(),
+            data_version_columns=content_columns(defn.spec),  # issue 22 hook: early cutoff
             **kw,
         )
 

@@ -136,6 +136,11 @@ class FeatureSpec(BaseModel):
             default one field ``default``.
         metadata: free-form; does not affect versions.
         description: human description (filled from the class docstring in definitions).
+        data_version_columns: early cutoff. Columns whose written values *are* the sample's data
+            version: a list (every field's data version hashes those columns) or a mapping
+            ``{field: [columns]}`` (fields not named keep the provenance). Computed at write;
+            when a recomputed sample's content is unchanged, its downstream stays up to date.
+            Does not affect any version; omitted from dumps when unset.
 
     Example:
         >>> spec = FeatureSpec(key="video/raw", id_columns=["video_id"], fields=["audio", "frames"])
@@ -151,6 +156,21 @@ class FeatureSpec(BaseModel):
     fields: list[FieldSpec] = Field(default_factory=lambda: [FieldSpec()])
     metadata: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
+    data_version_columns: tuple[str, ...] | dict[str, tuple[str, ...]] | None = None
+
+    @field_validator("data_version_columns", mode="before")
+    @classmethod
+    def _data_version_columns(cls, value: Any) -> Any:
+        from metaxy.versioning.content import coerce_data_version_columns
+
+        return coerce_data_version_columns(value)
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.data_version_columns is None:  # unset: dumps (and every version) as before
+            data.pop("data_version_columns", None)
+        return data
 
     @field_validator("id_columns", mode="before")
     @classmethod
@@ -192,6 +212,14 @@ class FeatureSpec(BaseModel):
             raise ValueError(f"Feature '{self.key}' depends on {dupes} more than once. Hint: list each upstream once.")
         if self.key in keys:
             raise ValueError(f"Feature '{self.key}' depends on itself. Hint: remove it from its own deps.")
+        if isinstance(self.data_version_columns, dict):
+            known = {f.key.to_string() for f in self.fields}
+            unknown = sorted(set(self.data_version_columns) - known)
+            if unknown:
+                raise ValueError(
+                    f"Feature '{self.key}': data_version_columns names unknown field(s) {unknown}. "
+                    f"Hint: use the feature's fields: {sorted(known)}."
+                )
         return self
 
     @field_serializer("id_columns")
