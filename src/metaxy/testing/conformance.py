@@ -24,12 +24,13 @@ open, ``StoreCapabilityError``); the suite asserts that error instead of skippin
 Groups (each a mixin importable on its own): lifecycle (§5.1), read (§5.2), write (§5.3),
 bad input rejected before writing, resolve_update (§3, §5.4), lineage and upstream
 preparation (§3.8-§3.9, §9), deletes / drop / copy (§5.5), system tables (§5.8), trust (no acknowledged write lost,
-a typed error for every mistake: docs/reliability.md).
+a typed error for every mistake: docs/reliability.md), error quarantine and early cutoff (issue 22).
 """
 
 from __future__ import annotations
 
 from metaxy.testing.conformance_delete import DeleteConformance
+from metaxy.testing.conformance_failures import EarlyCutoffConformance, QuarantineConformance
 from metaxy.testing.conformance_lifecycle import LifecycleConformance
 from metaxy.testing.conformance_lineage import LineageConformance
 from metaxy.testing.conformance_read import ReadConformance
@@ -43,9 +44,11 @@ from metaxy.testing.conformance_write import WriteConformance
 __all__ = [
     "ConformanceBase",
     "DeleteConformance",
+    "EarlyCutoffConformance",
     "LifecycleConformance",
     "LineageConformance",
     "MetadataStoreConformance",
+    "QuarantineConformance",
     "ReadConformance",
     "ResolveConformance",
     "StoreFactory",
@@ -66,5 +69,7 @@ class MetadataStoreConformance(
     DeleteConformance,
     SystemTablesConformance,
     TrustConformance,
+    QuarantineConformance,
+    EarlyCutoffConformance,
 ):
     """Every conformance test; subclass it and override the ``store_factory`` fixture."""
