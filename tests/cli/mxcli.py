@@ -73,6 +73,10 @@ WRITER = textwrap.dedent(
                     store.write(op["resolve"], df, materialization_id=run)
             elif "delete" in op:
                 store.delete(op["delete"], op.get("filter"))
+            elif "fail" in op:
+                errors = op["errors"]
+                store.record_failures(op["fail"], pl.DataFrame({"sid": list(errors), "error": list(errors.values()),
+                    "error_type": [op.get("type")] * len(errors)}), materialization_id=run)
     """
 )
 

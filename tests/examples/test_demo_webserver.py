@@ -173,7 +173,7 @@ def test_the_ui_can_run_each_metaxy_check_alone(pages: dict[str, dict[str, Any]]
             assert checks["checks"] == [], "a root feature has nothing to be stale against"
             continue
         by_name = {c["name"]: c for c in checks["checks"]}
-        assert sorted(by_name) == ["metaxy_no_orphans", "metaxy_up_to_date"]
+        assert sorted(by_name) == ["metaxy_failures", "metaxy_no_orphans", "metaxy_up_to_date"]
         for check in by_name.values():
             assert check["canExecuteIndividually"] == "CAN_EXECUTE"
             assert check["executionForLatestMaterialization"]["status"] == "SUCCEEDED"  # run by round 3

@@ -20,6 +20,7 @@ import cyclopts
 
 from . import config as config_cmds
 from . import demo as demo_cmds
+from . import errors as errors_cmds
 from . import features as feature_cmds
 from . import graph as graph_cmds
 from . import inspect as inspect_cmds
@@ -43,6 +44,7 @@ app.command(feature_cmds.describe_app)
 app.command(graph_cmds.graph_app)
 app.command(graph_cmds.graph_diff_app)
 app.command(metadata_cmds.metadata_app)
+app.command(errors_cmds.errors_app)
 app.command(config_cmds.config_app)
 app.command(snapshot_cmds.push)
 app.command(snapshot_cmds.history)

@@ -140,8 +140,9 @@ def trace(
 ) -> None:
     """Follow samples through every feature that shares their id, with their 1:N children and N:1 groups.
 
-    Per feature: present / new / stale / orphaned / deleted / outdated / missing, the stored
-    feature version, timestamps and materialization id (the Dagster run id when Dagster wrote it).
+    Per feature: present / new / stale / failed / orphaned / deleted / outdated / missing, the stored
+    feature version, timestamps and materialization id (the Dagster run id when Dagster wrote it),
+    then the failures recorded for the sample (``mx errors``).
 
     Parameters
     ----------
@@ -207,6 +208,18 @@ def trace(
                 ],
             )
         )
+        failures = [(e["feature"], f) for e in r["features"] for f in e.get("failures", [])]
+        if failures:
+            out.print(
+                table(
+                    f"Failures of {ident}",
+                    ["feature", "type", "error", "run", "current"],
+                    [
+                        [name, f["error_type"], f["error"], f["materialization_id"], "yes" if f["current"] else "no"]
+                        for name, f in failures
+                    ],
+                )
+            )
 
 
 def _short_ts(value: str | None) -> str | None:

@@ -4,14 +4,15 @@
 id values known so far (those given, plus values learned on the way: an expansion child carries its
 parent's id, an aggregation's group key is read from the member row), so a trace of one clip also
 finds its 1:N children and the N:1 group it belongs to. Per feature it reports whether the sample
-is present, new, stale, orphaned, deleted or missing, with the stored feature version, timestamps
-and materialization id (the Dagster run id when Dagster wrote it).
+is present, new, stale, failed (quarantined by a recorded failure), orphaned, deleted or missing,
+with the stored feature version, timestamps, materialization id (the Dagster run id when Dagster
+wrote it) and the failures recorded for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from metaxy.errors import FeatureNotFoundError
@@ -23,7 +24,7 @@ from ._samples import history, match, timestamp
 
 __all__ = ["TraceEntry", "trace_sample"]
 
-TraceStatus = Literal["present", "new", "stale", "orphaned", "deleted", "missing", "outdated"]
+TraceStatus = Literal["present", "new", "stale", "failed", "orphaned", "deleted", "missing", "outdated"]
 
 
 @dataclass(frozen=True)
@@ -34,12 +35,15 @@ class TraceEntry:
         feature: the feature key.
         matched_on: the id values used to find it (given or learned from another feature).
         status: ``present`` (stored, current, up to date), ``new`` (the upstream has it, not stored yet),
-            ``stale``, ``orphaned``, ``deleted`` (soft-deleted), ``outdated`` (stored only under an
-            older feature version) or ``missing`` (neither stored nor produced by the upstream).
+            ``stale``, ``failed`` (new or stale, but quarantined by a recorded failure), ``orphaned``,
+            ``deleted`` (soft-deleted), ``outdated`` (stored only under an older feature version) or
+            ``missing`` (neither stored nor produced by the upstream).
         rows: stored rows matching (more than one for the 1:N children of an expansion).
         feature_version: the stored rows' feature version (the current one when present).
         current_version: the feature's current version.
         created_at / updated_at / materialization_id: of the latest matching stored row.
+        failures: failures recorded for the sample (``error``, ``error_type``, ``failed_at``,
+            ``feature_version``, ``materialization_id``, ``current``), newest first.
     """
 
     feature: str
@@ -51,6 +55,7 @@ class TraceEntry:
     created_at: str | None = None
     updated_at: str | None = None
     materialization_id: str | None = None
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -97,6 +102,9 @@ def trace_sample(
             if not usable:
                 continue
             entry, rows = _entry(store, graph, key, usable)
+            failures = _failures(store, graph, key, usable)
+            if failures:
+                entry = TraceEntry(**{**entry.__dict__, "failures": failures})
             out.append(entry)
             for col in linking & set(rows.columns if rows.height else ()):
                 values = rows[col].drop_nulls().cast(str).unique()
@@ -161,8 +169,32 @@ def _resolve_status(store: Any, graph: FeatureGraph, key: FeatureKey, usable: di
     except FeatureNotFoundError:
         return None
     pred = match(on)
-    parts: tuple[TraceStatus, ...] = ("stale", "orphaned", "new")
+    parts: tuple[TraceStatus, ...] = ("failed", "stale", "orphaned", "new")
     for part in parts:
         if len(getattr(inc, part).filter(pred).select(list(on)).head(1).collect()):
             return part
     return None
+
+
+def _failures(store: Any, graph: FeatureGraph, key: FeatureKey, usable: dict[str, str]) -> list[dict[str, Any]]:
+    """Failures recorded for the sample (``store.record_failures``), newest first."""
+    import polars as pl
+
+    ids = list(graph.get_feature_definition(key).id_columns)
+    on = {col: v for col, v in usable.items() if col in ids}
+    if not on or key not in store.features_with_failures():
+        return []
+    rows = store.read_failures(key)
+    rows = rows.filter(pl.all_horizontal(pl.col(col).cast(pl.String) == v for col, v in on.items()))
+    current = graph.get_feature_version(key)
+    return [
+        {
+            "error": r["metaxy_error"],
+            "error_type": r["metaxy_error_type"],
+            "failed_at": timestamp(r["metaxy_failed_at"]),
+            "feature_version": r[c.FEATURE_VERSION],
+            "materialization_id": r[c.MATERIALIZATION_ID],
+            "current": r[c.FEATURE_VERSION] == current,
+        }
+        for r in rows.iter_rows(named=True)
+    ]

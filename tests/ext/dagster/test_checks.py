@@ -57,7 +57,11 @@ def test_metaxy_checks_pass_then_report_stale_missing_and_orphaned_samples(
     assets = _assets(features)
     checks = mxd.build_metaxy_asset_checks(assets)
     assert [c.check_keys for c in checks] == [
-        {dg.AssetCheckKey(DOWN, "metaxy_up_to_date"), dg.AssetCheckKey(DOWN, "metaxy_no_orphans")}
+        {
+            dg.AssetCheckKey(DOWN, "metaxy_up_to_date"),
+            dg.AssetCheckKey(DOWN, "metaxy_no_orphans"),
+            dg.AssetCheckKey(DOWN, "metaxy_failures"),
+        }
     ], "root features get no checks"
     result = dg.materialize([*assets, *checks], resources=resources, instance=instance)
     evaluations = _evaluations(result)

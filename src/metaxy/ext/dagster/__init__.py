@@ -19,6 +19,7 @@ from metaxy.ext.dagster._preview import build_table_preview_metadata
 from metaxy.ext.dagster._runtime import FeatureStats, compute_feature_stats, compute_stats_from_lazy_frame
 from metaxy.ext.dagster._schema import build_column_lineage, build_column_schema
 from metaxy.ext.dagster.checks import (
+    METAXY_FAILURES_CHECK,
     METAXY_NO_ORPHANS_CHECK,
     METAXY_UP_TO_DATE_CHECK,
     build_metaxy_asset_checks,
@@ -37,6 +38,7 @@ from metaxy.ext.dagster.constants import (
 )
 from metaxy.ext.dagster.dagster_type import feature_to_dagster_type
 from metaxy.ext.dagster.errors import MetaxyDagsterError, MetaxyIOManagerError, MetaxyPartitionError
+from metaxy.ext.dagster.failures import METAXY_FAILED_METADATA_KEY, record_failures
 from metaxy.ext.dagster.io_manager import MetaxyIOManager, MetaxyOutput
 from metaxy.ext.dagster.metaxify import metaxify
 from metaxy.ext.dagster.observation import (
@@ -71,6 +73,8 @@ __all__ = [
     "DAGSTER_METAXY_PARTITION_METADATA_KEY",
     "DAGSTER_METAXY_PROJECT_TAG_KEY",
     "METAXY_DAGSTER_METADATA_KEY",
+    "METAXY_FAILED_METADATA_KEY",
+    "METAXY_FAILURES_CHECK",
     "METAXY_NO_ORPHANS_CHECK",
     "METAXY_UP_TO_DATE_CHECK",
     "DeleteMetadataConfig",
@@ -102,5 +106,6 @@ __all__ = [
     "metaxify",
     "metaxy_check_results",
     "observable_metaxy_asset",
+    "record_failures",
     "select_metaxy_assets",
 ]

@@ -17,6 +17,7 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash expression namespace)
 
 from metaxy._secrets import mask_text
+from metaxy.ext.dagster.failures import failure_metadata
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
@@ -268,6 +269,7 @@ def build_runtime_feature_metadata(
     if run_id is not None:
         ran = frame.filter(nw.col(c.MATERIALIZATION_ID) == run_id)
         md[DAGSTER_METAXY_MATERIALIZED_IN_RUN_METADATA_KEY] = compute_row_count(ran)
+    md.update(failure_metadata(store, key))  # issue 22 hook: metaxy/failed when failures were recorded
     preview = _preview(frame, key)
     if preview is not None:
         md["dagster/table"] = preview

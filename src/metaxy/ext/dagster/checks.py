@@ -5,7 +5,10 @@ feature has upstream features, two checks evaluated from one ``resolve_update``:
 
 * ``metaxy_up_to_date`` — no **missing** (new) or **stale** samples: every upstream sample has a
   row whose provenance matches the current upstream and feature version;
-* ``metaxy_no_orphans`` — no stored sample whose upstream sample is gone.
+* ``metaxy_no_orphans`` — no stored sample whose upstream sample is gone;
+* ``metaxy_failures`` — at most ``max_failed`` samples quarantined by a recorded failure
+  (``increment.failed``, see :func:`metaxy.ext.dagster.record_failures`); ``max_failed=None``
+  leaves this check out.
 
 Each check reports the counts (``metaxy/new``, ``metaxy/stale``, ``metaxy/orphaned``: samples,
 as ``mx metadata status`` counts them — parents for 1:N expansion, groups for N:1 aggregation —
@@ -33,6 +36,7 @@ from ._runtime import compute_row_count
 from .errors import MetaxyDagsterError
 
 __all__ = [
+    "METAXY_FAILURES_CHECK",
     "METAXY_NO_ORPHANS_CHECK",
     "METAXY_UP_TO_DATE_CHECK",
     "build_metaxy_asset_checks",
@@ -42,13 +46,27 @@ __all__ = [
 
 METAXY_UP_TO_DATE_CHECK = "metaxy_up_to_date"
 METAXY_NO_ORPHANS_CHECK = "metaxy_no_orphans"
+METAXY_FAILURES_CHECK = "metaxy_failures"
 _EXAMPLES = 5
 
 
-def build_metaxy_check_specs(asset_key: Any, *, blocking: bool = False) -> list[dg.AssetCheckSpec]:
-    """The two Metaxy check specs of one asset (for ``check_specs=`` of an asset that yields
-    :func:`metaxy_check_results` itself)."""
+def build_metaxy_check_specs(
+    asset_key: Any, *, blocking: bool = False, max_failed: int | None = None
+) -> list[dg.AssetCheckSpec]:
+    """The Metaxy check specs of one asset (for ``check_specs=`` of an asset that yields
+    :func:`metaxy_check_results` itself); with ``max_failed``, also ``metaxy_failures``."""
     key = dg.AssetKey.from_coercible(asset_key)
+    failures = (
+        [
+            dg.AssetCheckSpec(
+                METAXY_FAILURES_CHECK,
+                asset=key,
+                description=f"At most {max_failed} samples quarantined by a recorded failure (mx errors list).",
+            )
+        ]
+        if max_failed is not None
+        else []
+    )
     return [
         dg.AssetCheckSpec(
             METAXY_UP_TO_DATE_CHECK,
@@ -61,6 +79,7 @@ def build_metaxy_check_specs(asset_key: Any, *, blocking: bool = False) -> list[
             asset=key,
             description="No orphaned samples: every stored sample still has its upstream samples.",
         ),
+        *failures,
     ]
 
 
@@ -71,6 +90,7 @@ def metaxy_check_results(
     *,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
     check_names: Iterable[str] | None = None,
+    max_failed: int = 0,
 ) -> list[dg.AssetCheckResult]:
     """Evaluate the Metaxy checks of ``feature`` for ``asset_key`` (opens ``store`` if needed).
 
@@ -85,7 +105,9 @@ def metaxy_check_results(
         feature: feature class, key or key string.
         asset_key: the asset the results are about.
         severity: the severity of failed results.
-        check_names: evaluate only these checks (default: both).
+        check_names: evaluate only these checks (default: up-to-date and no-orphans; name
+            ``metaxy_failures`` to evaluate it too).
+        max_failed: ``metaxy_failures`` passes with at most this many failed samples.
 
     Raises:
         MetaxyDagsterError: the feature is a root feature (no upstream to compare with).
@@ -102,12 +124,17 @@ def metaxy_check_results(
     with store:
         behind = [up for up in (d.feature for d in defn.spec.deps) if not _has_current_rows(store, up)]
         if behind:
-            results = _upstream_behind(defn.key, behind, key, severity)
+            results = _upstream_behind(defn.key, behind, key, severity, wanted)
             return [r for r in results if r.check_name in wanted]
         increment = store.resolve_update(defn.key)
         rows = _stored_rows(store, defn.key)
     columns = sample_columns(defn.spec)
-    frames = {"new": increment.new, "stale": increment.stale, "orphaned": increment.orphaned}
+    frames = {
+        "new": increment.new,
+        "stale": increment.stale,
+        "orphaned": increment.orphaned,
+        "failed": increment.failed,
+    }
     counts = {name: count_samples(frame, columns) for name, frame in frames.items()}
     base: dict[str, Any] = {f"metaxy/{name}": n for name, n in counts.items()}
     base["dagster/row_count"] = rows
@@ -135,6 +162,17 @@ def metaxy_check_results(
             metadata={**base, "metaxy/example_orphaned": examples("orphaned")},
             description=None if no_orphans else f"{counts['orphaned']} orphaned samples.",
         ),
+        dg.AssetCheckResult(
+            asset_key=key,
+            check_name=METAXY_FAILURES_CHECK,
+            passed=counts["failed"] <= max_failed,
+            severity=severity,
+            metadata={**base, "metaxy/max_failed": max_failed, "metaxy/example_failed": examples("failed")},
+            description=None
+            if counts["failed"] <= max_failed
+            else f"{counts['failed']} failed samples (more than {max_failed}). Hint: `mx errors list` shows why; "
+            "`mx errors reset` retries them.",
+        ),
     ]
     return [r for r in results if r.check_name in wanted]
 
@@ -150,7 +188,11 @@ def _has_current_rows(store: MetadataStore, key: FeatureKey) -> bool:
 
 
 def _upstream_behind(
-    feature: FeatureKey, behind: Sequence[FeatureKey], asset_key: dg.AssetKey, severity: dg.AssetCheckSeverity
+    feature: FeatureKey,
+    behind: Sequence[FeatureKey],
+    asset_key: dg.AssetKey,
+    severity: dg.AssetCheckSeverity,
+    wanted: Iterable[str] = (),
 ) -> list[dg.AssetCheckResult]:
     graph = current_graph()
     names = ", ".join(f"'{up}' (feature version {graph.get_feature_version(up)})" for up in behind)
@@ -171,7 +213,8 @@ def _upstream_behind(
             metadata=metadata,
             description=description,
         )
-        for name in (METAXY_UP_TO_DATE_CHECK, METAXY_NO_ORPHANS_CHECK)
+        for name in (METAXY_UP_TO_DATE_CHECK, METAXY_NO_ORPHANS_CHECK, METAXY_FAILURES_CHECK)
+        if name != METAXY_FAILURES_CHECK or name in wanted
     ]
 
 
@@ -206,6 +249,7 @@ def build_metaxy_asset_checks(
     store_resource_key: str = "store",
     blocking: bool = False,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+    max_failed: int | None = 0,
 ) -> list[dg.AssetChecksDefinition]:
     """Metaxy checks for every Metaxy asset in ``assets`` whose feature has upstream features.
 
@@ -214,9 +258,11 @@ def build_metaxy_asset_checks(
         store_resource_key: the resource holding the metadata store.
         blocking: make ``metaxy_up_to_date`` blocking (downstream assets wait for it to pass).
         severity: severity of a failed check.
+        max_failed: ``metaxy_failures`` fails when more samples than this are quarantined by a
+            recorded failure (default 0: any failed sample); None leaves the check out.
 
     Returns:
-        One ``AssetChecksDefinition`` per asset (both checks, one ``resolve_update``).
+        One ``AssetChecksDefinition`` per asset (its checks, one ``resolve_update``).
 
     Example:
         >>> defs = dg.Definitions(assets=assets, asset_checks=mxd.build_metaxy_asset_checks(assets))  # doctest: +SKIP
@@ -226,7 +272,7 @@ def build_metaxy_asset_checks(
     for asset_key, feature in _metaxy_assets(assets):
         if not graph.get_feature_definition(feature).spec.deps:
             continue
-        out.append(_checks_for(asset_key, feature, store_resource_key, blocking, severity))
+        out.append(_checks_for(asset_key, feature, store_resource_key, blocking, severity, max_failed))
     return out
 
 
@@ -236,16 +282,19 @@ def _checks_for(
     store_resource_key: str,
     blocking: bool,
     severity: dg.AssetCheckSeverity,
+    max_failed: int | None,
 ) -> dg.AssetChecksDefinition:
     @dg.multi_asset_check(
         name=f"metaxy_checks_{asset_key.to_python_identifier()}",
-        specs=build_metaxy_check_specs(asset_key, blocking=blocking),
+        specs=build_metaxy_check_specs(asset_key, blocking=blocking, max_failed=max_failed),
         required_resource_keys={store_resource_key},
         can_subset=True,  # "Execute" on one check in the UI runs just that check
     )
     def _evaluate(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
         store = getattr(context.resources, store_resource_key)
         names = [k.name for k in context.selected_asset_check_keys]
-        yield from metaxy_check_results(store, feature, asset_key, severity=severity, check_names=names)
+        yield from metaxy_check_results(
+            store, feature, asset_key, severity=severity, check_names=names, max_failed=max_failed or 0
+        )
 
     return _evaluate
