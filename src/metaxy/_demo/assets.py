@@ -345,7 +345,6 @@ def _summary_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
             "words": len(transcript["segments"]),
             "face_frames": face_frames,
             "on_screen": face_frames / len(frames),
-            "loudness_dbfs": transcript["loudness_dbfs"],
         }
         path = folder / f"{sample['metaxy_data_version']}.json"
         return [

@@ -8,6 +8,8 @@ video/raw ──audio──▶ video/chunks       (1:N expansion: half-second au
 
 Bumping the ``audio`` code version (the decoder) changes the versions of every field that
 depends on it — ``chunks``, ``transcript``, ``summary``, ``report`` — and not ``faces``.
+``video/transcript`` derives its data version from what is said (``data_version_columns``), so a
+transcript recomputed with the same words leaves ``summary`` and ``report`` up to date (early cutoff).
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def build_features(audio_code_version: str = "1", graph: mx.FeatureGraph | None 
                 id_columns=["video_id"],
                 deps=[mx.FeatureDep(feature=Raw, select=("channel",))],
                 fields=[mx.FieldSpec(key="text", deps=[mx.FieldDep(feature=Raw, fields=["audio"])])],
+                # early cutoff: the data version is what is said, so re-encoded audio that sings the
+                # same words recomputes the transcript but none of its downstream samples
+                data_version_columns=["text", "words"],
             ),
         ):
             """The syllables sung in each clip, from voice activity and pitch (audio only)."""

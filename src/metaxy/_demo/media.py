@@ -152,6 +152,14 @@ def synthesize_audio(seed: int, video_id: str, revision: int) -> tuple[npt.NDArr
     return (np.clip(signal, -1.0, 1.0) * 32767).astype(np.int16), words
 
 
+def reencode(pcm: npt.NDArray[np.int16], seed: int, video_id: str, encoding: int) -> npt.NDArray[np.int16]:
+    """A lossy re-encoding of the same sound: requantised with a fresh +-2 LSB dither (every sample may
+    change by a few parts in 32768, far below what the transcriber hears)."""
+    rng = _rng(seed, video_id, "encoding", encoding)
+    dither = rng.integers(-2, 3, len(pcm))
+    return np.clip(pcm.astype(np.int32) + dither, -32768, 32767).astype(np.int16)
+
+
 def synthesize_frames(seed: int, video_id: str, revision: int) -> tuple[npt.NDArray[np.uint8], list[bool]]:
     """A strip of ``FRAMES`` frames side by side: ``(image, face_visible_per_frame)``."""
     rng = _rng(seed, video_id, "frames", revision)
@@ -179,6 +187,7 @@ class Clip:
     channel: str
     audio_revision: int = 0
     frames_revision: int = 0
+    audio_encoding: int = 0  # re-encodings of the same sound (other bytes, the same words)
 
     def directory(self, root: Path) -> Path:
         return root / self.channel / self.video_id
@@ -217,6 +226,8 @@ class MediaLibrary:
     # rendering
     def render_audio(self, clip: Clip) -> list[str]:
         pcm, words = synthesize_audio(self.seed, clip.video_id, clip.audio_revision)
+        if clip.audio_encoding:
+            pcm = reencode(pcm, self.seed, clip.video_id, clip.audio_encoding)
         write_wav(clip.directory(self.root) / "audio.wav", pcm)
         return words
 
@@ -247,6 +258,15 @@ class MediaLibrary:
         for vid in video_ids:
             clip = self.clips[vid]
             clip.audio_revision += 1
+            self.render_audio(clip)
+        self.save()
+        return sorted(video_ids)
+
+    def reencode_audio(self, video_ids: list[str]) -> list[str]:
+        """Re-encode the audio of these clips: other bytes, the same sound (the same words are sung)."""
+        for vid in video_ids:
+            clip = self.clips[vid]
+            clip.audio_encoding += 1
             self.render_audio(clip)
         self.save()
         return sorted(video_ids)

@@ -5,8 +5,8 @@ only changes once the upstream has been recomputed. To show the whole cascade up
 :func:`plan_run` copies the store's current metadata into an in-memory store and replays the run
 there without doing any work: in topological order it resolves each feature, writes its new and
 stale rows exactly as resolved (their data version is their provenance — a feature whose real
-computation overrides data versions with content hashes may turn out to change less) and
-soft-deletes its orphaned samples. The real store is only read.
+computation overrides data versions with content hashes may turn out to change less: its downstream
+forecasts are marked ``upper_bound``) and soft-deletes its orphaned samples. The real store is only read.
 
 Each feature gets two sets of counts: ``direct`` — what ``resolve_update`` says today (what
 ``mx metadata status`` shows) — and the predicted totals, which add the samples that become new
@@ -57,7 +57,10 @@ class FeatureForecast:
             its child ids are only known once it runs).
         predicted: new / stale / orphaned samples the run will find, cascade included.
         direct: the same counts against the metadata stored today.
-        note: why a feature could not be predicted.
+        note: why a feature could not be predicted, or why ``predicted`` is an upper bound.
+        upper_bound: ``predicted`` counts samples whose recomputation depends on the content an
+            upstream feature with ``data_version_columns`` will write (early cutoff): the run
+            recomputes at most these, fewer when that content does not change.
     """
 
     feature: str
@@ -65,6 +68,7 @@ class FeatureForecast:
     predicted: Counts | None = None
     direct: Counts | None = None
     note: str | None = None
+    upper_bound: bool = False
 
     @property
     def cascaded(self) -> int:
@@ -80,6 +84,8 @@ class FeatureForecast:
             out[name] = None if counts is None else counts._asdict()
         out["cascaded"] = self.cascaded
         out["note"] = self.note
+        if self.upper_bound:  # only then: plans without early cutoff keep their published shape
+            out["upper_bound"] = True
         return out
 
 
@@ -190,8 +196,9 @@ def plan_run(
                 scratch.copy_metadata(store, present, with_feature_history=False)
         direct = {key: _direct(scratch, graph, key, given.get(key)) for key in order if key in reported}
         blocked: dict[FeatureKey, str] = {}
+        bounded: dict[FeatureKey, str] = {}  # recomputed features whose data version is content (early cutoff)
         for key in order:
-            forecast = _forecast(scratch, graph, key, given.get(key), direct.get(key), blocked)
+            forecast = _forecast(scratch, graph, key, given.get(key), direct.get(key), blocked, bounded)
             if key in reported:
                 out[key] = forecast
             if progress is not None:
@@ -216,6 +223,7 @@ def _forecast(
     samples: Any,
     direct: Counts | None,
     blocked: dict[FeatureKey, str],
+    bounded: dict[FeatureKey, str],
 ) -> FeatureForecast:
     spec = graph.get_feature_definition(key).spec
     name = key.to_string()
@@ -241,9 +249,20 @@ def _forecast(
     units = sample_columns(spec)
     counts = _count(increment, units)
     status: PlanStatus = "needs update" if counts.recomputed else "up-to-date"
+    cutoff = next((bounded[d.feature] for d in spec.deps if d.feature in bounded), None)
+    if cutoff is not None:
+        bounded[key] = cutoff
+    if spec.data_version_columns is not None and counts.recomputed:
+        bounded[key] = name
     if graph.get_downstream_features([key]):
         _replay(scratch, graph, key, spec, increment, units, counts, blocked)
-    return FeatureForecast(name, status, predicted=counts, direct=direct)
+    if cutoff is None:
+        return FeatureForecast(name, status, predicted=counts, direct=direct)
+    note = (
+        f"at most: '{cutoff}' derives its data version from the content it writes; samples whose content "
+        "does not change are not recomputed downstream (early cutoff)"
+    )
+    return FeatureForecast(name, status, predicted=counts, direct=direct, note=note, upper_bound=True)
 
 
 def _replay(
@@ -269,7 +288,9 @@ def _replay(
     if any(dep.lineage.is_aggregation for dep in spec.deps):
         todo = todo.unique(units, keep="first", maintain_order=True)
     if len(todo):
-        scratch.write(key, todo.select(keep))
+        # As resolved: the data version is the provenance, also for a feature that hashes its content
+        # (the content is unknown before it runs): the worst case, every recomputed sample changes.
+        scratch.write(key, todo.select(keep), preserve_feature_version=spec.data_version_columns is not None)
     orphaned = increment.orphaned.to_polars().select(units).unique()
     if len(orphaned):
         unit = pl.concat_str([pl.col(u).cast(pl.String) for u in units], separator="\x1f")
