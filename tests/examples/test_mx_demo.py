@@ -71,10 +71,16 @@ def _tables(stdout: str) -> dict[tuple[int, str], dict[str, tuple[int, ...]]]:
 
 def _changes(stdout: str) -> dict[str, int]:
     found = {}
-    for label in ("audio re-rendered", "frames re-rendered", "deleted", "added"):
+    for label, name in (
+        ("audio re-rendered", "audio"),
+        ("frames re-rendered", "frames"),
+        ("audio re-encoded", "reencoded"),
+        ("deleted", "deleted"),
+        ("added", "added"),
+    ):
         m = re.search(rf"│ {label}[^│]*│\s+(\d+) │", stdout)
         assert m, f"no '{label}' row in the printed changes"
-        found[label.split()[0]] = int(m.group(1))
+        found[name] = int(m.group(1))
     return found
 
 
@@ -84,9 +90,9 @@ def _channel(video_id: str) -> str:
 
 def test_demo_succeeds_and_every_check_passes(run: Run) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("✓") == 6 and "✗" not in run.stdout
+    assert run.stdout.count("✓") == 7 and "✗" not in run.stdout
     checks = [passed for r in run.report["rounds"] for passed in r["checks"].values()]
-    assert len(checks) == 3 * 10 and all(checks)  # 5 features with deps x 2 Metaxy checks, every round
+    assert len(checks) == 3 * 15 and all(checks)  # 5 features with deps x 3 Metaxy checks, every round
     assert run.report["ok"] is True and len(run.report["rounds"]) == 3
 
 
@@ -94,29 +100,37 @@ def test_printed_changes_follow_the_mutation_fractions(run: Run) -> None:
     expected = {
         "audio": max(1, N // 10),
         "frames": max(1, N // 20),
+        "reencoded": max(1, N // 10),
         "deleted": max(1, N // 20),
         "added": max(1, N // 10),
     }
     assert _changes(run.stdout) == expected
     changed = run.report["changed"]
     assert {k: len(v) for k, v in changed.items()} == expected
-    existing = set(changed["audio"]) | set(changed["frames"]) | set(changed["deleted"])
-    assert len(existing) == expected["audio"] + expected["frames"] + expected["deleted"]  # disjoint sets
+    existing = set(changed["audio"]) | set(changed["frames"]) | set(changed["reencoded"]) | set(changed["deleted"])
+    assert len(existing) == sum(expected[k] for k in ("audio", "frames", "reencoded", "deleted"))  # disjoint sets
     assert all(int(v.rsplit("_", 1)[1]) >= N for v in changed["added"])
 
 
 def test_printed_counts_per_round(run: Run) -> None:
     changed = run.report["changed"]
-    a, c_audio, c_frames, d = (len(changed[k]) for k in ("added", "audio", "frames", "deleted"))
+    a, c_audio, c_frames, r, d = (len(changed[k]) for k in ("added", "audio", "frames", "reencoded", "deleted"))
     n2 = N + a - d
-    touched = {_channel(v) for group in changed.values() for v in group}
+    touched = {_channel(v) for k, group in changed.items() if k != "reencoded" for v in group}
+    maybe = touched | {_channel(v) for v in changed["reencoded"]}
+    round_2 = {
+        "video/raw": (a, c_audio + c_frames + r, d),
+        "video/chunks": (a, c_audio + r, d),
+        "video/transcript": (a, c_audio + r, d),  # re-encoded audio: the transcripts recompute...
+        "video/faces": (a, c_frames, d),  # the audio changes recompute no faces
+    }
+    expected_plan = {  # the summaries of re-encoded clips are planned at most: the words are known once it ran
+        2: {**round_2, "video/summary": (a, c_audio + c_frames + r, d), "channel/report": (0, len(maybe), 0)},
+    }
     expected = {
         1: {**{k: (N, 0, 0) for k in PER_CLIP}, "channel/report": (len(CHANNELS), 0, 0)},
-        2: {
-            "video/raw": (a, c_audio + c_frames, d),
-            "video/chunks": (a, c_audio, d),
-            "video/transcript": (a, c_audio, d),
-            "video/faces": (a, c_frames, d),  # the audio changes recompute no faces
+        2: {  # ...with the same words: no summary or report recomputes for them (early cutoff)
+            **round_2,
             "video/summary": (a, c_audio + c_frames, d),
             "channel/report": (0, len(touched), 0),
         },
@@ -130,7 +144,8 @@ def test_printed_counts_per_round(run: Run) -> None:
     for round_no, counts in expected.items():
         for kind in ("Plan", "Result"):
             printed = tables[(round_no, kind)]
-            assert {k: v[:3] for k, v in printed.items()} == counts, (round_no, kind)
+            want = expected_plan.get(round_no, counts) if kind == "Plan" else counts
+            assert {k: v[:3] for k, v in printed.items()} == want, (round_no, kind)
             assert all(v[3] == v[0] + v[1] for v in printed.values())  # "to recompute" = new + stale
 
 
