@@ -17,7 +17,7 @@ When a feature has no failures table, ``resolve_update`` is exactly what it is w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import narwhals as nw
 import polars as pl
@@ -53,8 +53,12 @@ def failures_key(feature: FeatureKey) -> FeatureKey:
 class FailureQuarantine:
     """The failure methods of :class:`~metaxy.metadata_store.base.MetadataStore` (a mixin)."""
 
+    @property
+    def _as_store(self) -> MetadataStore:
+        return cast("MetadataStore", self)
+
     # --- record / reset / read -------------------------------------------------------------------
-    def record_failures(self: MetadataStore, feature: Any, df: Any, materialization_id: str | None = None) -> int:
+    def record_failures(self, feature: Any, df: Any, materialization_id: str | None = None) -> int:
         """Record failed samples of ``feature``; the next ``resolve_update`` reports them as
         ``increment.failed`` instead of ``new`` / ``stale`` until their inputs or the feature
         version change (or :meth:`reset_failures` clears them).
@@ -83,31 +87,29 @@ class FailureQuarantine:
             >>> store.record_failures(Video, failures)  # doctest: +SKIP
             1
         """
-        self._require_write()
-        key = self._key(feature)
-        plan = compile_plan(self._graph(), key)
+        self._as_store._require_write()
+        key = self._as_store._key(feature)
+        plan = compile_plan(self._as_store._graph(), key)
         frame = _checked_failures(plan, to_polars_lazy(df))
         if c.PROVENANCE not in frame.columns:
-            frame = _with_expected_provenance(self, plan, frame)
+            frame = _with_expected_provenance(self._as_store, plan, frame)
         elif not plan.is_root:
-            _with_expected_provenance(self, plan, frame.drop(c.PROVENANCE))  # refuses unknown samples
-        now = self._now()
+            _with_expected_provenance(self._as_store, plan, frame.drop(c.PROVENANCE))  # refuses unknown samples
+        now = self._as_store._now()
         rows = frame.select(
             *plan.id_columns,
             pl.col(c.PROVENANCE).cast(pl.String),
             pl.lit(plan.feature_version, pl.String).alias(c.FEATURE_VERSION),
-            pl.lit(materialization_id or self.materialization_id, pl.String).alias(c.MATERIALIZATION_ID),
+            pl.lit(materialization_id or self._as_store.materialization_id, pl.String).alias(c.MATERIALIZATION_ID),
             pl.col(ERROR).cast(pl.String).alias(STORED_ERROR),
             pl.col(ERROR_TYPE).cast(pl.String).alias(STORED_ERROR_TYPE),
             pl.lit(now, TIMESTAMP).alias(FAILED_AT),
         )
         if rows.height == 0:
             return 0
-        return self._append(self._table(failures_key(key)), rows.lazy())
+        return self._as_store._append(self._as_store._table(failures_key(key)), rows.lazy())
 
-    def reset_failures(
-        self: MetadataStore, feature: Any, filters: FilterLike | Sequence[FilterLike] | None = None
-    ) -> int:
+    def reset_failures(self, feature: Any, filters: FilterLike | Sequence[FilterLike] | None = None) -> int:
         """Clear recorded failures of ``feature`` (all, or those matching every filter), so the next
         resolve retries those samples.
 
@@ -123,20 +125,20 @@ class FailureQuarantine:
             StoreNotOpenError: not open for writing.
             ColumnNotFoundError: a filter names a column the failures table lacks.
         """
-        self._require_write()
-        key = self._key(feature)
-        table = self._table(failures_key(key))
-        if not self._table_exists(table):
+        self._as_store._require_write()
+        key = self._as_store._key(feature)
+        table = self._as_store._table(failures_key(key))
+        if not self._as_store._table_exists(table):
             return 0
         parsed = coerce_filters(filters)
-        check_columns(f"the failures of '{key}'", self._column_names(table), filters=parsed)
+        check_columns(f"the failures of '{key}'", self._as_store._column_names(table), filters=parsed)
         if not parsed:
-            count = int(self._scan(table).select(pl.len()).collect().item())
-            self._drop(table)  # no table: resolves skip the quarantine entirely
+            count = int(self._as_store._scan(table).select(pl.len()).collect().item())
+            self._as_store._drop(table)  # no table: resolves skip the quarantine entirely
             return count
-        return self._hard_delete(table, parsed, None)
+        return self._as_store._hard_delete(table, parsed, None)
 
-    def read_failures(self: MetadataStore, feature: Any, *, current: bool = False) -> pl.DataFrame:
+    def read_failures(self, feature: Any, *, current: bool = False) -> pl.DataFrame:
         """The recorded failures of ``feature``, latest per sample, newest first.
 
         Args:
@@ -149,33 +151,35 @@ class FailureQuarantine:
             ``metaxy_materialization_id``, ``metaxy_error``, ``metaxy_error_type``,
             ``metaxy_failed_at`` (empty, with those columns, when nothing was recorded).
         """
-        self._require_open()
-        key = self._key(feature)
-        plan = compile_plan(self._graph(), key)
-        table = self._table(failures_key(key))
-        if not self._table_exists(table):
-            return _empty_failures(self, plan)
-        rows = self._scan(table).collect()
+        self._as_store._require_open()
+        key = self._as_store._key(feature)
+        plan = compile_plan(self._as_store._graph(), key)
+        table = self._as_store._table(failures_key(key))
+        if not self._as_store._table_exists(table):
+            return _empty_failures(self._as_store, plan)
+        rows = self._as_store._scan(table).collect()
         if current:
             rows = rows.filter(pl.col(c.FEATURE_VERSION) == plan.feature_version)
         return _latest(rows, plan.id_columns).sort(FAILED_AT, descending=True)
 
-    def features_with_failures(self: MetadataStore) -> list[FeatureKey]:
+    def features_with_failures(self) -> list[FeatureKey]:
         """Keys of the graph's features that have a failures table in this store."""
-        self._require_open()
-        tables = set(self._list_tables())
-        graph = self._graph()
-        return sorted((k for k in graph.feature_definitions_by_key if self._table(failures_key(k)) in tables), key=str)
+        self._as_store._require_open()
+        tables = set(self._as_store._list_tables())
+        graph = self._as_store._graph()
+        return sorted(
+            (k for k in graph.feature_definitions_by_key if self._as_store._table(failures_key(k)) in tables), key=str
+        )
 
     # --- the resolve hook ------------------------------------------------------------------------
-    def _quarantine(self: MetadataStore, result: Any, plan: ResolvePlan) -> Any:
+    def _quarantine(self, result: Any, plan: ResolvePlan) -> Any:
         """``result`` with samples under a matching failure moved from ``new`` / ``stale`` to
         ``failed``. Returned unchanged (the same object) when the feature has no failures."""
-        table = self._table(failures_key(plan.feature))
-        if not self._table_exists(table):
+        table = self._as_store._table(failures_key(plan.feature))
+        if not self._as_store._table_exists(table):
             return result
         stored = (
-            self._scan(table)
+            self._as_store._scan(table)
             .filter(pl.col(c.FEATURE_VERSION) == plan.feature_version)
             .select(*plan.id_columns, c.PROVENANCE, STORED_ERROR, STORED_ERROR_TYPE, FAILED_AT)
             .collect()
@@ -185,7 +189,7 @@ class FailureQuarantine:
         failures = _latest(stored, [*plan.id_columns, c.PROVENANCE])
         if isinstance(result, Increment):
             return _split_eager(result, failures, plan)
-        return _split_lazy(self, result, failures, plan)
+        return _split_lazy(self._as_store, result, failures, plan)
 
 
 def _checked_failures(plan: ResolvePlan, lf: pl.LazyFrame) -> pl.DataFrame:

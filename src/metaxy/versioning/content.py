@@ -106,18 +106,20 @@ def apply_content_versions(
         )
     prov = pl.col(c.PROVENANCE_BY_FIELD)
     given_keys: set[str] = set()
-    if c.DATA_VERSION_BY_FIELD in names:
-        given_keys = {f.name for f in schema[c.DATA_VERSION_BY_FIELD].fields}
+    given_dtype = schema.get(c.DATA_VERSION_BY_FIELD)
+    if c.DATA_VERSION_BY_FIELD in names and isinstance(given_dtype, pl.Struct):
+        given_keys = {f.name for f in given_dtype.fields}
     values = []
     for k in keys:
+        own = prov.struct.field(k)
         given = pl.col(c.DATA_VERSION_BY_FIELD).struct.field(k).cast(pl.String) if k in given_keys else None
         if k in columns:
             content = content_hash_expr(columns[k], schema, ctx.algorithm, ctx.length)
-            value = content if given is None else pl.when(given.is_null() | (given == prov.struct.field(k)))
-            if given is not None:
-                value = value.then(content).otherwise(given)  # type: ignore[union-attr]
+            value = (
+                content if given is None else pl.when(given.is_null() | (given == own)).then(content).otherwise(given)
+            )
         else:
-            value = prov.struct.field(k) if given is None else given.fill_null(prov.struct.field(k))
+            value = own if given is None else given.fill_null(own)
         values.append(value.alias(k))
     lf = lf.with_columns(pl.struct(values).alias(c.DATA_VERSION_BY_FIELD))
     if c.DATA_VERSION in names:
