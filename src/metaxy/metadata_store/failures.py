@@ -249,6 +249,14 @@ def _with_expected_provenance(store: MetadataStore, plan: ResolvePlan, frame: pl
     ids = list(plan.id_columns)
     increment = store.resolve_update(plan.feature, lazy=True, skip_comparison=True)
     expected = increment.input
+    id_types = _to_polars(expected.select(*ids).head(0)).schema
+    try:  # the ids in the expected samples' types (e.g. Int32 given, Int64 stored)
+        frame = frame.with_columns(pl.col(col).cast(id_types[col]) for col in ids)
+    except pl.exceptions.InvalidOperationError as exc:
+        raise MetadataSchemaError(
+            f"Failures of '{plan.feature}': the id columns {ids} cannot be cast to the feature's id types "
+            f"{dict(id_types)}: {exc}. Hint: give the ids with the types the feature's samples have."
+        ) from exc
     for col in ids:  # narrow the expected samples in the backend before anything crosses over
         values = frame.get_column(col).unique().to_list()
         expected = expected.filter(nw.col(col).is_in(values))

@@ -184,6 +184,24 @@ class QuarantineConformance(ConformanceBase):
             assert store.read_failures(vf.transcript).height == 0
             assert vf.transcript.spec().key not in store.features_with_failures()
 
+    def test_integer_ids_given_in_another_width_are_matched(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        with mx.FeatureGraph().use(), store.open("w"):
+
+            class Item(mx.BaseFeature, spec=mx.FeatureSpec(key="item", id_columns=["n"])):
+                n: int
+
+            class Derived(mx.BaseFeature, spec=mx.FeatureSpec(key="derived", id_columns=["n"], deps=[Item])):
+                n: int
+
+            store.write(Item, pl.DataFrame({"n": [1, 2], PROVENANCE_BY_FIELD: [{"default": "1"}, {"default": "2"}]}))
+            failures = pl.DataFrame({"n": [2], "error": ["x"]}, schema={"n": pl.Int32, "error": pl.String})
+            store.record_failures(Derived, failures)
+            inc = store.resolve_update(Derived)
+            assert to_polars(inc.new)["n"].to_list() == [1] and to_polars(inc.failed)["n"].to_list() == [2]
+            with pytest.raises(MetadataSchemaError, match="cannot be cast"):
+                store.record_failures(Derived, pl.DataFrame({"n": ["two"], "error": ["x"]}))
+
     def test_root_feature_without_provenance_is_refused(self, store_factory: StoreFactory, graph: Any) -> None:
         store = store_factory()
         with store.open("w"):
