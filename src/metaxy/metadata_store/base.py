@@ -1161,7 +1161,6 @@ def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:
         out = e if out is None else out & e
     return out
 
-
 # Documented aliases hosted here: see metaxy._compat.ALIASES.
 from metaxy._compat import alias_hooks  # noqa: E402
 

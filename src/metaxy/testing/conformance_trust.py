@@ -56,6 +56,7 @@ def _raising(frame: pl.DataFrame) -> pl.LazyFrame:
     return frame.lazy().with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
 
 
+
 def _twin(store: Any) -> Any:
     """A second store object on the same storage (a copy of its configuration)."""
     return pickle.loads(pickle.dumps(store))
