@@ -115,8 +115,9 @@ def test_materialize_all_then_nothing_is_recomputed(
     for row in transcripts.iter_rows(named=True):
         path = Path(row["path"])
         assert path == tmp_path / "work" / "out" / "transcript" / version / row["video_id"] / (
-            row["metaxy_data_version"] + ".json"
+            row["metaxy_provenance"] + ".json"  # the data version is the hash of what is said (early cutoff)
         )
+        assert row["metaxy_data_version"] != row["metaxy_provenance"]
         assert json.loads(path.read_text())["text"].split() == library.expected_words(row["video_id"])
     chunks = _rows(module, "video/chunks")
     assert chunks["video_id"].n_unique() == CLIPS and chunks.height > CLIPS  # 1 clip -> several chunks

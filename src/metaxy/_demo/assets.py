@@ -299,7 +299,9 @@ def _transcript_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
         """Transcribe each clip's audio: voiced segments named by their pitch ("do re mi")."""
         pcm, rate = read_wav(Path(sample["audio_path"]))
         result = transcribe(decode_audio(pcm, f.audio_code_version), rate)
-        path = folder / f"{sample['metaxy_data_version']}.json"
+        # keyed by provenance (what it was computed from): the stored data version is the hash of
+        # what is said (data_version_columns), known only once the row is written
+        path = folder / f"{sample['metaxy_provenance']}.json"
         return [
             {
                 "video_id": sample["video_id"],
