@@ -888,8 +888,12 @@ class FilterExpression:
             raise ValueError("all_of() needs at least one filter. Hint: pass None for 'every row'.")
         if len(filters) == 1:
             return filters[0]
-        node = _Logic("and", tuple(f._node for f in filters))
-        return cls._from_node(node, _render_sql(node, "duckdb"))
+        operands: list[_Node] = []
+        for f in filters:  # flat, as the parser builds it (nested ANDs would not read back the same)
+            node = f._node
+            operands.extend(node.operands if isinstance(node, _Logic) and node.op == "and" else (node,))
+        flat = _Logic("and", tuple(operands))
+        return cls._from_node(flat, _render_sql(flat, "duckdb"))
 
     @classmethod
     def equals(cls, column: str, value: str | int) -> FilterExpression:
