@@ -224,7 +224,7 @@ def test_hard_delete_hands_the_primitive_one_parsed_filter(graph: mx.FeatureGrap
 
 def test_hard_delete_refuses_a_filter_with_no_sql_form(graph: mx.FeatureGraph) -> None:
     store, clip = _clip_store(graph)
-    with store.open("w"), pytest.raises(StoreCapabilityError, match="no SQL form.*Hint"):
+    with store.open("w"), pytest.raises(StoreCapabilityError, match=r"no SQL form.*Hint"):
         store.delete(clip, pl.col("sample_id") == "a", soft=False)
     with store:
         assert len(store.read(clip).collect()) == 3  # nothing was deleted
