@@ -10,7 +10,7 @@ import contextlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 import narwhals as nw
 from pydantic import BaseModel, ConfigDict
@@ -89,7 +89,7 @@ class StoreCore(StoreBackend):
         return cls.config_class
 
     @classmethod
-    def from_config(cls, config: MetadataStoreConfig | Mapping[str, Any], **kwargs: Any) -> MetadataStore:
+    def from_config(cls, config: MetadataStoreConfig | Mapping[str, Any], **kwargs: Any) -> Self:
         if not isinstance(config, BaseModel):
             config = cls.config_model().model_validate(config)
         return cls(**{**config.model_dump(exclude_unset=True), **kwargs})
@@ -164,7 +164,7 @@ class StoreCore(StoreBackend):
         return self._local.modes
 
     @property
-    def _entered(self) -> list[contextlib.AbstractContextManager[MetadataStore]]:
+    def _entered(self) -> list[contextlib.AbstractContextManager[Any]]:
         return self._local.entered
 
     def __getstate__(self) -> dict[str, Any]:
@@ -185,7 +185,7 @@ class StoreCore(StoreBackend):
 
     # --- lifecycle -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def open(self, mode: AccessMode = "r") -> Iterator[MetadataStore]:
+    def open(self, mode: AccessMode = "r") -> Iterator[Self]:
         """Open the store (re-entrant). The connection is made by the outermost open.
 
         Raises:
@@ -210,7 +210,7 @@ class StoreCore(StoreBackend):
                 self._local.settings = None
                 self._close_backend()
 
-    def __enter__(self) -> MetadataStore:
+    def __enter__(self) -> Self:
         """``with store:`` opens for reading, or keeps the current mode when already open."""
         cm = self.open(self._modes[-1] if self._modes else "r")
         entered = cm.__enter__()
@@ -346,6 +346,6 @@ class _ThreadState(threading.local):
 
     def __init__(self) -> None:
         self.modes: list[AccessMode] = []
-        self.entered: list[contextlib.AbstractContextManager[MetadataStore]] = []
+        self.entered: list[contextlib.AbstractContextManager[Any]] = []
         self.backend: dict[str, Any] = {}
         self.settings: VersioningSettings | None = None

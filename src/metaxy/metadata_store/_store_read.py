@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import narwhals as nw
 import polars as pl
@@ -152,7 +152,7 @@ class ReadingStore(StoreCore):
 
     def _find_store(self, key: FeatureKey, *, allow_fallback: bool) -> MetadataStore:
         if self._table_exists(self._table(key)):
-            return self
+            return cast("MetadataStore", self)
         if allow_fallback:
             for fb in self.fallback_stores:
                 with fb.open("r"):

@@ -546,8 +546,10 @@ class DuckDBMetadataStore(MetadataStore):
     def _content_sums(
         self, frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, str]]
     ) -> tuple[int, int, int] | None:
+        import duckdb
+
         relation = frame.to_native()
-        if not isinstance(relation, duckdb_relation_type()):
+        if not isinstance(relation, duckdb.DuckDBPyRelation):
             return None
         if not columns:
             return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
@@ -568,12 +570,6 @@ class DuckDBMetadataStore(MetadataStore):
         if self.database == ":memory:":
             return None
         return self.database if "://" in self.database else os.path.abspath(self.database)
-
-
-def duckdb_relation_type() -> type:
-    import duckdb
-
-    return duckdb.DuckDBPyRelation
 
 
 #: DuckDB database files carry this magic at byte offset 8.
