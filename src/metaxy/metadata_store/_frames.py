@@ -108,7 +108,7 @@ def check_columns(
             text = f.source if isinstance(f, FilterExpression) else str(f)
             raise ColumnNotFoundError(
                 f"Filter {text!r} on {where} uses unknown column(s) {missing}. Available columns: {shown}. "
-                'Hint: column names are case-sensitive; quote names with special characters as "My Col".',
+                "Hint: column names are case-sensitive; quote names with special characters as \"My Col\".",
                 missing,
             )
     if columns is not None:

@@ -164,7 +164,6 @@ class BaseFeature(BaseModel, metaclass=_FeatureMeta):
     def feature_definition(cls) -> Any:
         return cls.graph.get_feature_definition(cls.spec().key)
 
-
 # Documented aliases hosted here: see metaxy._compat.ALIASES.
 from metaxy._compat import alias_hooks  # noqa: E402
 

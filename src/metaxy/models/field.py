@@ -19,6 +19,7 @@ from metaxy.models.keys import (
 __all__ = ["DEFAULT_CODE_VERSION", "FieldDep", "FieldSpec", "SpecialFieldDep"]
 
 
+
 class SpecialFieldDep(Enum):
     """Special values for field dependencies. ``ALL`` means every field (of every dependency)."""
 
