@@ -9,7 +9,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import polars as pl
@@ -31,7 +31,8 @@ from metaxy.versioning.sql_executor import KIND, ROW, ROWID, SqlDialect, SqlSour
 
 from . import _duckdb_hosts
 from ._frames import FilterLike
-from .base import MetadataStore, MetadataStoreConfig, _ResolveRequest
+from .base import MetadataStore, MetadataStoreConfig
+from .contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from .types import AccessMode, Increment, LazyIncrement
 
 if TYPE_CHECKING:
@@ -127,10 +128,17 @@ class DuckDBMetadataStore(MetadataStore):
         []
     """
 
-    default_hash_algorithm: ClassVar[HashAlgorithm] = HashAlgorithm.MD5
-    supported_hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = frozenset(DuckDBDialect.hash_functions)
-    native_engine: ClassVar[Any] = "sql"
-    always_creates_tables: ClassVar[bool] = False
+    capabilities = StoreCapabilities(
+        hash_algorithms=frozenset(DuckDBDialect.hash_functions),
+        default_hash_algorithm=HashAlgorithm.MD5,
+        native_resolve=True,
+        map_type=True,
+        transactions=True,
+        concurrency="single_writer",
+        content_digest=True,
+        location=True,
+        creates_tables=False,
+    )
     config_class = DuckDBMetadataStoreConfig
     dialect = DuckDBDialect()
 
@@ -169,8 +177,7 @@ class DuckDBMetadataStore(MetadataStore):
     def _display_target(self) -> str:
         return self.database
 
-    @property
-    def read_only(self) -> bool:
+    def _is_read_only(self) -> bool:
         """True when ``config`` sets DuckDB's ``access_mode`` to ``READ_ONLY``."""
         return str(self.duckdb_config.get("access_mode", "")).strip().lower() == "read_only"
 
@@ -318,7 +325,7 @@ class DuckDBMetadataStore(MetadataStore):
     def _scan(self, table: str) -> pl.LazyFrame:
         return self.conn.sql(f"SELECT * FROM {self._q(table)}").pl().lazy()
 
-    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+    def _append(self, table: str, rows: AppendSource) -> int:
         """Stream the frame into the table in one transaction (batches of Arrow, never the whole
         normalised frame in memory at once); schema growth adds columns first.
 
@@ -329,6 +336,7 @@ class DuckDBMetadataStore(MetadataStore):
         import duckdb
         import pyarrow as pa
 
+        lf = rows.to_polars()
         empty = pl.DataFrame(schema=lf.collect_schema()).to_arrow()
         written = 0
         failure: list[BaseException] = []
@@ -383,8 +391,11 @@ class DuckDBMetadataStore(MetadataStore):
                 conn.unregister(shape)
         return written
 
-    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
-        raise NotImplementedError  # hard deletes go through _hard_delete_sql (SQL predicates)
+    def _delete_where(self, table: str, where: FilterExpression | None) -> int:
+        sql = f"DELETE FROM {self._q(table)}" + ("" if where is None else f" WHERE {where.to_sql('duckdb')}")
+        with self._writing() as conn:
+            rows = conn.execute(sql).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _drop(self, table: str) -> None:
         with self._writing() as conn:
@@ -398,61 +409,32 @@ class DuckDBMetadataStore(MetadataStore):
         return sorted(r[0] for r in rows)
 
     # --- SQL read pipeline ------------------------------------------------------------------------
-    def _filter_sql(self, base: str, filters: Sequence[FilterLike]) -> str | None:
-        """``base`` with filters applied, as SQL; None if a filter cannot run in DuckDB (Polars exprs)."""
+    def _filter_sql(self, base: str, filters: Sequence[FilterExpression]) -> str:
+        """``base`` with the parsed filters applied, as SQL."""
         sql = base
         for f in filters:
-            if isinstance(f, str):
-                f = FilterExpression.parse(f)
-            if isinstance(f, FilterExpression):
-                sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql('duckdb')}"
-            elif isinstance(f, nw.Expr):
-                sql = nw.from_native(self.conn.sql(sql)).filter(f).to_native().sql_query()
-            else:
-                return None
+            sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql('duckdb')}"
         return sql
 
-    def _read_frame(
-        self,
-        key: FeatureKey,
-        *,
-        feature_version: str | None,
-        id_columns: Sequence[str],
-        with_sample_history: bool,
-        include_soft_deleted: bool,
-        filters: Sequence[FilterLike],
-        columns: list[str] | None,
-    ) -> nw.LazyFrame[Any]:
-        table = self._table(key)
+    def _read_frame(self, request: ReadRequest) -> nw.LazyFrame[Any] | None:
+        table = request.table
+        columns = request.columns
         src = SqlSource(table, self._columns(table))
         base = latest_sql(
             self.dialect,
             src,
-            id_columns,
-            feature_version,
-            sample_history=with_sample_history,
-            keep_deleted=include_soft_deleted,
+            request.id_columns,
+            request.feature_version,
+            sample_history=request.with_sample_history,
+            keep_deleted=request.include_soft_deleted,
         )
-        sql = self._filter_sql(base, filters)
-        if sql is None:  # Polars expressions: evaluate them in Polars on the de-duplicated rows
-            frame = super()._read_frame(
-                key,
-                feature_version=feature_version,
-                id_columns=id_columns,
-                with_sample_history=with_sample_history,
-                include_soft_deleted=include_soft_deleted,
-                filters=filters,
-                columns=columns,
-            )
-            return frame
+        sql = self._filter_sql(base, request.filters)
         if columns is not None:
             sql = f"SELECT {', '.join(self._q(col) for col in columns)} FROM ({sql})"
         return nw.from_native(self.conn.sql(sql))
 
     # --- native resolve ---------------------------------------------------------------------------
-    def _resolve_native(
-        self, request: _ResolveRequest, *, strict: bool, lazy: bool
-    ) -> LazyIncrement | Increment | None:
+    def _resolve_native(self, request: ResolveRequest, *, strict: bool, lazy: bool) -> LazyIncrement | Increment | None:
         plan = request.plan
         reason = None
         if request.samples is not None:
@@ -501,10 +483,10 @@ class DuckDBMetadataStore(MetadataStore):
             plan,
             sources,
             current,
-            algorithm=self.hash_algorithm,
-            length=self._hash_length(),
+            algorithm=request.settings.hash_algorithm,
+            length=request.settings.hash_length,
             predicates=predicates,
-            map_mode=self._map_mode(),
+            map_mode=request.settings.map_mode,
         )
         increment = self._lazy_increment(compiled, target=plan.feature)
         return increment if lazy else increment.collect()
@@ -560,22 +542,34 @@ class DuckDBMetadataStore(MetadataStore):
 
         return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
 
-    # --- deletes ----------------------------------------------------------------------------------
-    def _hard_delete(self, table: str, filters: Sequence[FilterLike], feature_version: str | None) -> int:
-        base = f"SELECT rowid AS __metaxy_rowid, * FROM {self._q(table)}"
-        if feature_version is not None:
-            base += f" WHERE {self._q(c.FEATURE_VERSION)} = {self.dialect.literal(feature_version)}"
-        selected = self._filter_sql(base, filters)
-        if selected is None:
-            raise StoreCapabilityError(
-                "DuckDBMetadataStore hard deletes take SQL-string or narwhals filters, not Polars expressions. "
-                "Hint: pass the condition as a SQL string."
-            )
-        with self._writing() as conn:
-            rows = conn.execute(
-                f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+    # --- Dagster's data version and location ------------------------------------------------------
+    def _content_sums(
+        self, frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, str]]
+    ) -> tuple[int, int, int] | None:
+        import duckdb
+
+        relation = frame.to_native()
+        if not isinstance(relation, duckdb.DuckDBPyRelation):
+            return None
+        if not columns:
+            return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
+        q = self._q
+        texts = {
+            "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
+            "datetime": "CAST(epoch_us({}) AS VARCHAR)",
+            "text": "CAST({} AS VARCHAR)",
+        }
+        digest = f"md5(concat_ws(chr(31), {', '.join(texts[kind].format(q(col)) for col, kind in columns)}))"
+        row = relation.aggregate(
+            f"count(*), coalesce(sum(('0x' || substr({digest}, 1, 8))::BIGINT), 0), "
+            f"coalesce(sum(('0x' || substr({digest}, 9, 8))::BIGINT), 0)"
+        ).fetchall()[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _location_uri(self, key: FeatureKey) -> str | None:
+        if self.database == ":memory:":
+            return None
+        return self.database if "://" in self.database else os.path.abspath(self.database)
 
 
 #: DuckDB database files carry this magic at byte offset 8.

@@ -82,7 +82,7 @@ import functools
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn, TypeAlias
 
@@ -876,6 +876,31 @@ class FilterExpression:
                 an unsupported construct (subqueries, function calls, ...).
         """
         return cls(sql)
+
+    @classmethod
+    def all_of(cls, filters: Sequence[FilterExpression]) -> FilterExpression:
+        """The conjunction of ``filters`` (one filter is returned as it is).
+
+        Raises:
+            ValueError: ``filters`` is empty.
+        """
+        if not filters:
+            raise ValueError("all_of() needs at least one filter. Hint: pass None for 'every row'.")
+        if len(filters) == 1:
+            return filters[0]
+        operands: list[_Node] = []
+        for f in filters:  # flat, as the parser builds it (nested ANDs would not read back the same)
+            node = f._node
+            operands.extend(node.operands if isinstance(node, _Logic) and node.op == "and" else (node,))
+        flat = _Logic("and", tuple(operands))
+        return cls._from_node(flat, _render_sql(flat, "duckdb"))
+
+    @classmethod
+    def equals(cls, column: str, value: str | int) -> FilterExpression:
+        """``column = value`` for a string or integer literal (quoted safely, never pasted)."""
+        lit = _Lit("str", value) if isinstance(value, str) else _Lit("int", int(value))
+        node = _Cmp("=", _Col(column), lit)
+        return cls._from_node(node, _render_sql(node, "duckdb"))
 
     @classmethod
     def _from_node(cls, node: _Node, source: str) -> FilterExpression:

@@ -24,10 +24,11 @@ class HashAlgorithm(StrEnum):
 
 
 def truncation_length() -> int:
-    """The configured hash prefix length (``MetaxyConfig.hash_truncation_length``, default 8)."""
-    from metaxy.config import MetaxyConfig
+    """The configured hash prefix length (``hash_truncation_length``, default 8), as provided by the
+    configuration layer (see :mod:`metaxy.models.settings`)."""
+    from metaxy.models.settings import current_settings
 
-    return MetaxyConfig.current_or_default().hash_truncation_length
+    return current_settings().hash_truncation_length
 
 
 def sha256_hex(parts: Iterable[str], length: int | None = None) -> str:
