@@ -21,7 +21,7 @@ from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
-from metaxy.versioning.sql_executor import SqlDialect
+from metaxy.sql import DuckDBDialect
 
 from ._features import feature_metadata
 from ._partitions import PartitionBy, build_metaxy_partition_filter, partition_filters
@@ -141,7 +141,7 @@ def _polars_text(col: str, kind: _Kind) -> pl.Expr:
 def _duckdb_sums(relation: Any, columns: Sequence[tuple[str, _Kind]]) -> tuple[int, int, int]:
     if not columns:
         return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
-    quote = SqlDialect().quote
+    quote = DuckDBDialect().identifier
     texts = {
         "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
         "datetime": "CAST(epoch_us({}) AS VARCHAR)",
