@@ -32,7 +32,7 @@ from metaxy.sql._build import alias, and_all, col, lit, select, star, subquery, 
 from metaxy.sql.dialects import DuckDBDialect
 from metaxy.sql.statements import ROWID, SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, CompiledResolve, compile_resolve, orphan_column
+from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column, rendered_resolve
 
 from . import _duckdb_hosts
 from ._frames import FilterLike
@@ -465,7 +465,7 @@ class DuckDBMetadataStore(MetadataStore):
                 stacklevel=4,
             )
             return None
-        compiled = compile_resolve(
+        rendered = rendered_resolve(
             self.dialect,
             plan,
             sources,
@@ -475,7 +475,7 @@ class DuckDBMetadataStore(MetadataStore):
             predicates=predicates,
             map_mode=self._map_mode(),
         )
-        increment = self._lazy_increment(compiled, target=plan.feature)
+        increment = self._lazy_increment(rendered, target=plan.feature)
         return increment if lazy else increment.collect()
 
     def _conditions(self, filters: Sequence[FilterLike]) -> list[FilterExpression] | None:
@@ -490,48 +490,53 @@ class DuckDBMetadataStore(MetadataStore):
             out.append(f)
         return out
 
-    def _lazy_increment(self, compiled: CompiledResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
+    def _lazy_increment(self, rendered: RenderedResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
         """Relations for each part (rendered and bound only when used) and a collector running one
         statement."""
-        conn, render, d = self.conn, self._sql, self.dialect
+        conn, text = self.conn, rendered.text
+        compiled = rendered.compiled
         names = list(compiled.expected_columns)
         table = self._table(target)
-        increment = compiled.increment
-        if increment is None:
+
+        def expected(r: CompiledResolve) -> exp.Expression:
+            return r.expected
+
+        def empty_expected(r: CompiledResolve) -> exp.Expression:
+            return select([star()], subquery(r.expected.copy(), "__metaxy_new")).limit(0, copy=False)
+
+        if compiled.increment is None:
             # Nothing stored (or skip_comparison): all expected rows are new; orphaned is empty with
             # the stored table's columns, or the new frame's when there is no table.
             stored = self._table_exists(table)
-
-            def empty_expected() -> str:
-                return render(select([star()], subquery(compiled.expected.copy(), "__metaxy_new")).limit(0, copy=False))
-
-            def orphan_sql() -> str:
-                return render(select([star()], _table(table)).limit(0, copy=False)) if stored else empty_expected()
-
+            orphan_sql = self._sql(select([star()], _table(table)).limit(0, copy=False)) if stored else None
             sqls: dict[str, Callable[[], str]] = {
-                "new": lambda: render(compiled.expected),
-                "stale": empty_expected,
-                "orphaned": orphan_sql,
+                "new": lambda: text("expected", expected),
+                "stale": lambda: text("empty", empty_expected),
+                "orphaned": lambda: orphan_sql or text("empty", empty_expected),
             }
 
             def collect() -> Increment:
-                new = _fetch_versioned(conn, d, compiled.expected, names)
-                orphaned = _to_polars(conn.sql(orphan_sql())) if stored else new.clear()
+                new = _fetch_versioned(conn, text("fetch_expected", lambda r: _without_copies(r.expected)), names)
+                orphaned = _to_polars(conn.sql(orphan_sql)) if orphan_sql else new.clear()
                 return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
         else:
-            sqls = {part: (lambda part=part: render(compiled.part(part))) for part in ("new", "stale", "orphaned")}
+            sqls = {
+                part: (lambda part=part: text(part, lambda r: r.part(part)))  # type: ignore[misc]
+                for part in ("new", "stale", "orphaned")
+            }
             orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
 
             def collect() -> Increment:
-                df = _fetch_versioned(conn, d, increment, [*names, *orphans, KIND])
+                statement = text("fetch_increment", lambda r: _without_copies(r.increment))
+                df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
                 kinds = df.get_column(KIND)
                 new = df.filter(kinds == "new").select(names)
                 stale = df.filter(kinds == "stale").select(names)
                 orphaned = df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items())
                 return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
 
-        sqls["input"] = lambda: render(compiled.expected)
+        sqls["input"] = lambda: text("expected", expected)
         return _DuckDBLazyIncrement(conn, sqls, collect)
 
     # --- deletes ----------------------------------------------------------------------------------
@@ -678,16 +683,24 @@ def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
     return value if isinstance(value, pl.DataFrame) else value.to_frame()
 
 
-def _fetch_versioned(conn: Any, d: DuckDBDialect, statement: exp.Select, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement and stream its Arrow batches into one Polars frame.
+#: Data-version columns of computed rows are copies of the provenance columns (and not fetched).
+_COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
+
+
+def _without_copies(statement: exp.Select | None) -> exp.Select:
+    assert statement is not None
+    return select([exp.Star(except_=[col(name) for name in _COPIES])], subquery(statement.copy(), "__metaxy_result"))
+
+
+def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
+    """Run a resolve statement (built by :func:`_without_copies`) and stream its Arrow batches into
+    one Polars frame.
 
     The data-version columns of computed rows are copies of the provenance columns: they are not
     transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
     increment's memory; batches keep the Arrow side to one batch at a time.
     """
-    copies = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-    without_copies = select([exp.Star(except_=[col(name) for name in copies])], subquery(statement, "__metaxy_result"))
-    reader = conn.sql(d.render(without_copies)).to_arrow_reader()
+    reader = conn.sql(sql).to_arrow_reader()
     chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
     df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in copies.items()).select(names)
+    return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(names)

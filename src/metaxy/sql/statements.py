@@ -111,7 +111,7 @@ def delete_where(name: str, condition: exp.Expression | None) -> exp.Delete:
 
 def drop_table(name: str) -> exp.Drop:
     """``DROP TABLE IF EXISTS name``."""
-    return exp.Drop(this=table(name), kind="TABLE", exists=True)
+    return exp.Drop(tables=[table(name)], kind="TABLE", exists=True)
 
 
 def create_table_as(name: str, query: exp.Expression) -> exp.Create:

@@ -15,9 +15,11 @@ comes from a :class:`~metaxy.sql.dialects.SqlDialect`; the executor never names 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlglot import exp
 
@@ -29,7 +31,7 @@ from metaxy.sql.statements import ROWID, SqlSource, filter_condition, latest_row
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
 
-__all__ = ["KIND", "CompiledResolve", "compile_resolve", "orphan_column"]
+__all__ = ["KIND", "CompiledResolve", "RenderedResolve", "compile_resolve", "orphan_column", "rendered_resolve"]
 
 KIND = "__metaxy_kind"
 _E_MARK = "__metaxy_e"
@@ -91,6 +93,59 @@ def compile_resolve(
         return CompiledResolve(expected, expected_cols, None, ())
     increment = _increment(d, plan, expected, expected_cols, current, predicates)
     return CompiledResolve(expected, expected_cols, increment, current.columns)
+
+
+class RenderedResolve:
+    """A compiled resolve whose statements are rendered at most once each (memoised by name)."""
+
+    def __init__(self, dialect: SqlDialect, compiled: CompiledResolve) -> None:
+        self.dialect = dialect
+        self.compiled = compiled
+        self._texts: dict[str, str] = {}
+
+    def text(self, name: str, build: Callable[[CompiledResolve], exp.Expression]) -> str:
+        """The SQL of the statement ``build(compiled)``, rendered on first use under ``name``."""
+        text = self._texts.get(name)
+        if text is None:
+            text = self._texts[name] = self.dialect.render(build(self.compiled))
+        return text
+
+
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple[Any, ...], tuple[ResolvePlan, RenderedResolve]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def rendered_resolve(
+    d: SqlDialect,
+    plan: ResolvePlan,
+    upstream: Sequence[SqlSource],
+    current: SqlSource | None,
+    *,
+    algorithm: HashAlgorithm,
+    length: int,
+    predicates: Sequence[FilterExpression] = (),
+    map_mode: bool = False,
+) -> RenderedResolve:
+    """:func:`compile_resolve`, cached per plan and inputs: building and rendering the statement of
+    a wide graph costs tens of milliseconds of pure Python, and a pipeline resolves the same
+    feature with the same tables again and again. Plans are cached on their graph, so the plan
+    object identifies the graph version; the entry keeps the plan alive so its id stays unique."""
+    key = (id(plan), d.name, tuple(upstream), current, tuple(predicates), algorithm, length, map_mode)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] is plan:
+            _cache.move_to_end(key)
+            return hit[1]
+    compiled = compile_resolve(
+        d, plan, upstream, current, algorithm=algorithm, length=length, predicates=predicates, map_mode=map_mode
+    )
+    rendered = RenderedResolve(d, compiled)
+    with _cache_lock:
+        _cache[key] = (plan, rendered)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return rendered
 
 
 # --- preparation -----------------------------------------------------------------------------
@@ -176,7 +231,9 @@ def _aggregate(
         return d.struct_pack([(k, col(k, "a")) for k in keys])
 
     def sample() -> exp.Expression:
-        return d.hash(exp.ConcatWs(expressions=[lit("|"), *(col(k, "a") for k in keys)]), algorithm, length)
+        return d.hash(
+            exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(k, "a") for k in keys)]), algorithm, length
+        )
 
     rest = [name for name in cols if name not in dep.versioning_columns]
     on = and_all(exp.NullSafeEQ(this=col(g, "p"), expression=col(g, "a")) for g in group)
@@ -266,7 +323,7 @@ def _with_provenance(
             else:
                 parts += [lit(p.fq), value()]
                 required.append(value())
-        text: exp.Expression = exp.ConcatWs(expressions=[lit("|"), *parts])
+        text: exp.Expression = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *parts])
         if required:
             text = _null_if_any(required, text)
         hashes.append(alias(d.hash(text, algorithm, length), f"__metaxy_h{i}"))
@@ -274,7 +331,7 @@ def _with_provenance(
     hnames = [f"__metaxy_h{i}" for i in range(len(plan.fields))]
     pack = d.map_pack if map_mode else d.struct_pack
     by_field = pack([(f.struct_key, col(h)) for f, h in zip(plan.fields, hnames, strict=True)])
-    sample_text = exp.ConcatWs(expressions=[lit("|"), *(col(h) for h in hnames)])
+    sample_text = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(h) for h in hnames)])
     sample = d.hash(_null_if_any([col(h) for h in hnames], sample_text), algorithm, length)
     inner = select([*(col(name) for name in keep), *hashes], subquery(joined, "__metaxy_joined"))
     hashed = select(
