@@ -86,6 +86,9 @@ def _play(store: InMemoryMetadataStore, lineage: str, down: Any, ups: list[Any])
         new = store.resolve_update(down, versioning_engine="polars").new.to_polars()
         if lineage == "expansion":
             new = pl.concat([new.with_columns(pl.lit(k).alias("chunk")) for k in ("0", "1")])
+        # one row per downstream id, as a user reduces an aggregation's rows before writing (rows of
+        # one id written together tie on the latest-row order)
+        new = new.sort("sid").unique(subset=list(down.spec().id_columns), keep="first", maintain_order=True)
         notes = [("redo" if i == 0 else "skip" if i == 1 else None) for i in range(new.height)]
         store.write(down, new.with_columns(pl.Series("note", notes, dtype=pl.String)))
         store.write(ups[0], _upstream_frame(list("cdg"), "2", ["audio", "frames"]))
