@@ -261,7 +261,7 @@ def test_clickhouse_hashes_match_the_polars_reference(
 def test_a_dialect_refuses_a_hash_it_cannot_compute() -> None:
     from metaxy.errors import HashAlgorithmNotSupportedError
 
-    with pytest.raises(HashAlgorithmNotSupportedError, match="xxhash64.*Hint: use one of"):
+    with pytest.raises(HashAlgorithmNotSupportedError, match=r"xxhash64.*Hint: use one of"):
         PostgresDialect().hash(sqlglot.exp.column("x"), HashAlgorithm.XXHASH64, 8)
 
 
@@ -270,7 +270,7 @@ def test_ddl_types_per_dialect() -> None:
 
     schema = pa.schema(
         [
-            ("we\"ird", pa.large_string()),
+            ('we"ird', pa.large_string()),
             ("n", pa.int64()),
             ("at", pa.timestamp("us", tz="UTC")),
             ("by_field", pa.struct([("audio", pa.large_string())])),
@@ -280,7 +280,7 @@ def test_ddl_types_per_dialect() -> None:
     ch = ClickHouseDialect().render(st.create_table(ClickHouseDialect(), "t", schema))
     assert ch == (
         'CREATE TABLE "t" ("we""ird" Nullable(String), "n" Nullable(Int64), '
-        "\"at\" Nullable(DateTime64(6, 'UTC')), \"by_field\" Tuple(\"audio\" Nullable(String)), "
+        '"at" Nullable(DateTime64(6, \'UTC\')), "by_field" Tuple("audio" Nullable(String)), '
         '"m" Map(String, Nullable(String)))'
     )
     pg = PostgresDialect().render(st.create_table(PostgresDialect(), "t", schema))

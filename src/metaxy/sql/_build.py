@@ -9,6 +9,7 @@ statement has a few thousand nodes and is built on every call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from sqlglot import exp
 
@@ -97,9 +98,9 @@ def _connect(kind: type[exp.Connector], parts: list[exp.Expression]) -> exp.Expr
     if len(parts) == 1:
         return parts[0]
     wrapped: list[exp.Expression] = [p if isinstance(p, exp.Column | exp.Boolean) else exp.Paren(this=p) for p in parts]
-    out = wrapped[0]
+    out: exp.Expression = wrapped[0]
     for p in wrapped[1:]:
-        out = kind(this=out, expression=p)
+        out = cast(exp.Expression, kind(this=out, expression=p))
     return out
 
 

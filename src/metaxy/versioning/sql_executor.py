@@ -61,6 +61,7 @@ class CompiledResolve:
         assert self.increment is not None
         source = subquery(self.increment.copy(), "__metaxy_increment")
         where = exp.EQ(this=col(KIND), expression=lit(kind))
+        items: list[exp.Expression]
         if kind == "orphaned":
             items = [alias(col(orphan_column(i)), name) for i, name in enumerate(self.stored_columns)]
         else:
