@@ -565,7 +565,7 @@ class DuckDBMetadataStore(MetadataStore):
                     frame = frame.filter(f)
                 conn.register(doomed, frame.select(ROWID).to_native().to_arrow_table())
                 ids = select([col(ROWID)], _table(doomed))
-                condition = exp.In(this=self.dialect.row_id(), query=ids)
+                condition = exp.In(this=self.dialect.row_id(), query=exp.Subquery(this=ids))
             try:
                 rows_deleted = conn.execute(self._sql(st.delete_where(table, condition))).fetchall()
             finally:
