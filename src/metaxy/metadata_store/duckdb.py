@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import narwhals as nw
 import polars as pl
 from pydantic import BaseModel, ConfigDict
+from sqlglot import exp
 
 from metaxy.config._checks import check_store_settings
 from metaxy.errors import (
@@ -26,8 +27,12 @@ from metaxy.errors import (
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
+from metaxy.sql import statements as st
+from metaxy.sql._build import col, lit, select, star, subquery, table
+from metaxy.sql.dialects import DuckDBDialect
+from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, ROW, ROWID, SqlDialect, SqlSource, compile_resolve, latest_sql
+from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column, rendered_resolve
 
 from . import _duckdb_hosts
 from ._frames import FilterLike
@@ -41,39 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]
 
 _WRITE_CHUNK_ROWS = 250_000
-
-
-class DuckDBDialect(SqlDialect):
-    name = "duckdb"
-    hash_functions = {HashAlgorithm.MD5: "md5", HashAlgorithm.SHA256: "sha256"}
-
-    def latest(
-        self,
-        table: str,
-        columns: Sequence[str],
-        id_columns: Sequence[str],
-        where: str | None,
-        *,
-        keep_deleted: bool,
-        rowid: bool = False,
-    ) -> str:
-        # A window with the full order is ~3x faster in DuckDB than arg_max over a row key, and
-        # matches the Polars executor's order exactly (NULLs last in every component).
-        q = self.quote
-        picked = [q(col) for col in columns]
-        if rowid:
-            picked.append(f"rowid AS {q(ROWID)}")
-        order = (
-            f"coalesce({q(c.DELETED_AT)}, {q(c.UPDATED_AT)}) DESC NULLS LAST, "
-            f"{q(c.DATA_VERSION)} DESC NULLS LAST, {q(c.PROVENANCE)} DESC NULLS LAST"
-        )
-        group = ", ".join(q(i) for i in id_columns)
-        keep = "" if keep_deleted else f" AND {q(c.DELETED_AT)} IS NULL"
-        return (
-            f"SELECT {', '.join(picked)} FROM {q(table)}"
-            + (f" WHERE {where}" if where else "")
-            + f" QUALIFY row_number() OVER (PARTITION BY {group} ORDER BY {order}) = 1{keep}"
-        )
 
 
 def default_memory_limit(cap_mib: int = 2048) -> str:
@@ -129,7 +101,7 @@ class DuckDBMetadataStore(MetadataStore):
     """
 
     capabilities = StoreCapabilities(
-        hash_algorithms=frozenset(DuckDBDialect.hash_functions),
+        hash_algorithms=frozenset(DuckDBDialect.hash_algorithms),
         default_hash_algorithm=HashAlgorithm.MD5,
         native_resolve=True,
         map_type=True,
@@ -279,8 +251,8 @@ class DuckDBMetadataStore(MetadataStore):
         self._local.backend["catalog"] = None
 
     # --- primitives -------------------------------------------------------------------------------
-    def _q(self, name: str) -> str:
-        return self.dialect.quote(name)
+    def _sql(self, statement: exp.Expression) -> str:
+        return self.dialect.render(statement)
 
     def _table_columns(self, table: str) -> tuple[str, ...] | None:
         """A table's columns (None when it does not exist), cached per open session: this process
@@ -297,9 +269,12 @@ class DuckDBMetadataStore(MetadataStore):
         if table not in catalog:
             import duckdb
 
-            name = self.dialect.literal(self._q(table))  # the pragma parses a (quoted) identifier
+            # the pragma parses its argument as a (quoted) identifier
+            pragma = exp.Pragma(
+                this=exp.Anonymous(this="table_info", expressions=[lit(self.dialect.identifier(table))])
+            )
             try:
-                rows = self.conn.execute(f"PRAGMA table_info({name})").fetchall()
+                rows = self.conn.execute(self._sql(pragma)).fetchall()
             except duckdb.CatalogException:
                 catalog[table] = None
             else:
@@ -320,10 +295,10 @@ class DuckDBMetadataStore(MetadataStore):
         return list(self._columns(table))
 
     def _table_schema(self, table: str) -> pl.Schema:
-        return self.conn.sql(f"SELECT * FROM {self._q(table)} LIMIT 0").pl().schema
+        return self.conn.sql(self._sql(select([star()], _table(table)).limit(0, copy=False))).pl().schema
 
     def _scan(self, table: str) -> pl.LazyFrame:
-        return self.conn.sql(f"SELECT * FROM {self._q(table)}").pl().lazy()
+        return self.conn.sql(self._sql(select([star()], _table(table)))).pl().lazy()
 
     def _append(self, table: str, rows: AppendSource) -> int:
         """Stream the frame into the table in one transaction (batches of Arrow, never the whole
@@ -361,23 +336,25 @@ class DuckDBMetadataStore(MetadataStore):
                 if not self._table_exists(table):
                     # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
                     # they span several row groups: create the empty table first (dropped on failure).
-                    conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {shape}")
+                    conn.execute(self._sql(st.create_table_as(table, select([star()], _table(shape)))))
                     created = True
                     self._schema_changed()
-                conn.execute("BEGIN TRANSACTION")
+                conn.begin()
                 try:
                     if not created:
                         existing = set(self._columns(table))
-                        for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
-                            if name not in existing:
-                                conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
+                        described = exp.Describe(this=select([star()], _table(shape)))
+                        for name, dtype, *_ in conn.execute(self._sql(described)).fetchall():
+                            if name not in existing:  # DuckDB's own type for the Arrow column
+                                sql_type = exp.DataType.build(dtype, dialect=self.dialect.name)
+                                conn.execute(self._sql(st.add_column(table, name, sql_type)))
                                 self._schema_changed()
-                    conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
-                    conn.execute("COMMIT")
+                    conn.execute(self._sql(st.insert_by_name(table, src)))
+                    conn.commit()
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    conn.rollback()
                     if created:
-                        conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+                        conn.execute(self._sql(st.drop_table(table)))
                     raise
             except BaseException as exc:
                 if failure and failure[0] is not exc:
@@ -392,14 +369,16 @@ class DuckDBMetadataStore(MetadataStore):
         return written
 
     def _delete_where(self, table: str, where: FilterExpression | None) -> int:
-        sql = f"DELETE FROM {self._q(table)}" + ("" if where is None else f" WHERE {where.to_sql('duckdb')}")
+        """One ``DELETE ... WHERE`` over the raw rows (the base hands over the version condition and the
+        user's filters as one parsed filter)."""
+        condition = None if where is None else where.to_sqlglot(self.dialect.name)
         with self._writing() as conn:
-            rows = conn.execute(sql).fetchall()
+            rows = conn.execute(self._sql(st.delete_where(table, condition))).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def _drop(self, table: str) -> None:
         with self._writing() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+            conn.execute(self._sql(st.drop_table(table)))
             self._schema_changed()
 
     def _list_tables(self) -> list[str]:
@@ -409,18 +388,10 @@ class DuckDBMetadataStore(MetadataStore):
         return sorted(r[0] for r in rows)
 
     # --- SQL read pipeline ------------------------------------------------------------------------
-    def _filter_sql(self, base: str, filters: Sequence[FilterExpression]) -> str:
-        """``base`` with the parsed filters applied, as SQL."""
-        sql = base
-        for f in filters:
-            sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql('duckdb')}"
-        return sql
-
     def _read_frame(self, request: ReadRequest) -> nw.LazyFrame[Any] | None:
         table = request.table
-        columns = request.columns
-        src = SqlSource(table, self._columns(table))
-        base = latest_sql(
+        src = SqlSource(table, self._columns(table), tuple(request.filters))
+        query = st.latest_rows(
             self.dialect,
             src,
             request.id_columns,
@@ -428,10 +399,9 @@ class DuckDBMetadataStore(MetadataStore):
             sample_history=request.with_sample_history,
             keep_deleted=request.include_soft_deleted,
         )
-        sql = self._filter_sql(base, request.filters)
-        if columns is not None:
-            sql = f"SELECT {', '.join(self._q(col) for col in columns)} FROM ({sql})"
-        return nw.from_native(self.conn.sql(sql))
+        if request.columns is not None:
+            query = select([col(name) for name in request.columns], subquery(query, "__metaxy_read"))
+        return nw.from_native(self.conn.sql(self._sql(query)))
 
     # --- native resolve ---------------------------------------------------------------------------
     def _resolve_native(self, request: ResolveRequest, *, strict: bool, lazy: bool) -> LazyIncrement | Increment | None:
@@ -455,7 +425,7 @@ class DuckDBMetadataStore(MetadataStore):
                     break
                 sources.append(SqlSource(table, self._columns(table), tuple(conds)))
         current = None
-        predicates: list[str] = []
+        predicates: list[FilterExpression] = []
         if reason is None and self._table_exists(self._table(plan.feature)) and not request.skip_comparison:
             conds = self._conditions(request.target_filters)
             preds = self._conditions(request.staleness_predicates)
@@ -463,7 +433,7 @@ class DuckDBMetadataStore(MetadataStore):
                 reason = "a target filter or staleness predicate is a Polars expression"
             else:
                 table = self._table(plan.feature)
-                used = sorted(_referenced([*request.target_filters, *request.staleness_predicates]))
+                used = sorted({name for f in [*conds, *preds] for name in f.columns})
                 current = SqlSource(table, self._columns(table), tuple(conds), tuple(used))
                 predicates = preds
         if reason is not None:
@@ -478,7 +448,7 @@ class DuckDBMetadataStore(MetadataStore):
                 stacklevel=4,
             )
             return None
-        compiled = compile_resolve(
+        rendered = rendered_resolve(
             self.dialect,
             plan,
             sources,
@@ -488,59 +458,69 @@ class DuckDBMetadataStore(MetadataStore):
             predicates=predicates,
             map_mode=request.settings.map_mode,
         )
-        increment = self._lazy_increment(compiled, target=plan.feature)
+        increment = self._lazy_increment(rendered, target=plan.feature)
         return increment if lazy else increment.collect()
 
-    def _conditions(self, filters: Sequence[FilterLike]) -> list[str] | None:
-        out: list[str] = []
+    def _conditions(self, filters: Sequence[FilterLike]) -> list[FilterExpression] | None:
+        """The filters, parsed; None when one is a narwhals / Polars expression (the Polars engine
+        handles those)."""
+        out: list[FilterExpression] = []
         for f in filters:
             if isinstance(f, str):
                 f = FilterExpression.parse(f)
             if not isinstance(f, FilterExpression):
-                return None  # narwhals / Polars expressions: handled by the Polars engine
-            out.append(f.to_sql("duckdb"))
+                return None
+            out.append(f)
         return out
 
-    def _lazy_increment(self, compiled: Any, *, target: FeatureKey) -> _DuckDBLazyIncrement:
-        """Relations for each part (bound only when used) and a collector running one statement."""
-        conn = self.conn
-        q = self._q
-        exp_cols = ", ".join(q(col) for col in compiled.expected_columns)
+    def _lazy_increment(self, rendered: RenderedResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
+        """Relations for each part (rendered and bound only when used) and a collector running one
+        statement."""
+        conn, text = self.conn, rendered.text
+        compiled = rendered.compiled
         names = list(compiled.expected_columns)
         table = self._table(target)
-        if compiled.increment_sql is None:
+
+        def expected(r: CompiledResolve) -> exp.Expression:
+            return r.expected
+
+        def empty_expected(r: CompiledResolve) -> exp.Expression:
+            return select([star()], subquery(r.expected.copy(), "__metaxy_new")).limit(0, copy=False)
+
+        if compiled.increment is None:
             # Nothing stored (or skip_comparison): all expected rows are new; orphaned is empty with
             # the stored table's columns, or the new frame's when there is no table.
-            stored = self._columns(table) if self._table_exists(table) else None
-            empty_sql = f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0"
-            orphan_sql = f"SELECT * FROM {q(table)} LIMIT 0" if stored is not None else empty_sql
-            sqls = {"new": compiled.expected_sql, "stale": empty_sql, "orphaned": orphan_sql}
+            stored = self._table_exists(table)
+            orphan_sql = self._sql(select([star()], _table(table)).limit(0, copy=False)) if stored else None
+            sqls: dict[str, Callable[[], str]] = {
+                "new": lambda: text("expected", expected),
+                "stale": lambda: text("empty", empty_expected),
+                "orphaned": lambda: orphan_sql or text("empty", empty_expected),
+            }
 
             def collect() -> Increment:
-                new = _fetch_versioned(conn, compiled.expected_sql, names)
-                orphaned = _to_polars(conn.sql(orphan_sql)) if stored is not None else new.clear()
+                new = _fetch_versioned(conn, text("fetch_expected", lambda r: _without_copies(r.expected)), names)
+                orphaned = _to_polars(conn.sql(orphan_sql)) if orphan_sql else new.clear()
                 return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
         else:
-            kind = q(KIND)
             sqls = {
-                part: f"SELECT {exp_cols} FROM ({compiled.increment_sql}) WHERE {kind} = '{part}'"
-                for part in ("new", "stale")
+                part: (lambda part=part: text(part, lambda r: r.part(part)))  # type: ignore[misc]
+                for part in ("new", "stale", "orphaned")
             }
-            sqls["orphaned"] = f"SELECT unnest({q(ROW)}) FROM ({compiled.increment_sql}) WHERE {kind} = 'orphaned'"
+            orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
 
             def collect() -> Increment:
-                df = _fetch_versioned(conn, compiled.increment_sql, [*names, ROW, KIND])
+                statement = text("fetch_increment", lambda r: _without_copies(r.increment))
+                df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
                 kinds = df.get_column(KIND)
                 new = df.filter(kinds == "new").select(names)
                 stale = df.filter(kinds == "stale").select(names)
-                row_schema = df.schema[ROW]
-                orphaned = df.filter(kinds == "orphaned").select(pl.col(ROW)).unnest(ROW)
-                if orphaned.width == 0 and isinstance(row_schema, pl.Struct):
-                    orphaned = pl.DataFrame(schema={f.name: f.dtype for f in row_schema.fields})
+                orphaned = df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items())
                 return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
 
-        return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
+        sqls["input"] = lambda: text("expected", expected)
+        return _DuckDBLazyIncrement(conn, sqls, collect)
 
     # --- Dagster's data version and location ------------------------------------------------------
     def _content_sums(
@@ -553,7 +533,7 @@ class DuckDBMetadataStore(MetadataStore):
             return None
         if not columns:
             return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
-        q = self._q
+        q = self.dialect.identifier
         texts = {
             "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
             "datetime": "CAST(epoch_us({}) AS VARCHAR)",
@@ -611,35 +591,29 @@ def _check_database_path(database: str) -> None:
         raise BackendError(f"Cannot create the directory of DuckDB database '{database}': {exc}. {hint}") from exc
 
 
-def _referenced(filters: Sequence[FilterLike]) -> set[str]:
-    """Columns used by SQL-string / parsed filters."""
-    out: set[str] = set()
-    for f in filters:
-        parsed = FilterExpression.parse(f) if isinstance(f, str) else f
-        if isinstance(parsed, FilterExpression):
-            out |= set(parsed.columns)
-    return out
+def _table(name: str) -> exp.Table:
+    return table(name)
 
 
 class _DuckDBLazyIncrement(LazyIncrement):
-    """A lazy increment over DuckDB: each frame is a relation bound on first access, and
-    ``collect()`` runs the single combined statement once."""
+    """A lazy increment over DuckDB: each frame is a relation rendered and bound on first access,
+    and ``collect()`` runs the single combined statement once."""
 
     _conn: Any
-    _sqls: dict[str, str]
+    _sqls: dict[str, Callable[[], str]]
     _collector: Callable[[], Increment]
     _frames: dict[str, Any]
 
-    def __init__(self, conn: Any, sqls: dict[str, str], input_sql: str, collector: Callable[[], Increment]) -> None:
+    def __init__(self, conn: Any, sqls: dict[str, Callable[[], str]], collector: Callable[[], Increment]) -> None:
         object.__setattr__(self, "_conn", conn)
-        object.__setattr__(self, "_sqls", {**sqls, "input": input_sql})
+        object.__setattr__(self, "_sqls", sqls)
         object.__setattr__(self, "_collector", collector)
         object.__setattr__(self, "_frames", {})
 
     def _frame(self, part: str) -> Any:
         frames = self._frames
         if part not in frames:
-            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]))
+            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]()))
         return frames[part]
 
     @property
@@ -670,16 +644,24 @@ def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
     return value if isinstance(value, pl.DataFrame) else value.to_frame()
 
 
+#: Data-version columns of computed rows are copies of the provenance columns (and not fetched).
+_COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
+
+
+def _without_copies(statement: exp.Select | None) -> exp.Select:
+    assert statement is not None
+    return select([exp.Star(except_=[col(name) for name in _COPIES])], subquery(statement.copy(), "__metaxy_result"))
+
+
 def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement and stream its Arrow batches into one Polars frame.
+    """Run a resolve statement (built by :func:`_without_copies`) and stream its Arrow batches into
+    one Polars frame.
 
     The data-version columns of computed rows are copies of the provenance columns: they are not
     transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
     increment's memory; batches keep the Arrow side to one batch at a time.
     """
-    q = DuckDBDialect().quote
-    copies = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-    reader = conn.sql(f"SELECT * EXCLUDE ({', '.join(q(col) for col in copies)}) FROM ({sql})").to_arrow_reader()
+    reader = conn.sql(sql).to_arrow_reader()
     chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
     df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in copies.items()).select(names)
+    return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(names)

@@ -959,6 +959,25 @@ class FilterExpression:
         """
         return _render_sql(self._node, dialect)
 
+    def to_sqlglot(self, dialect: str = "duckdb") -> exp.Expression:
+        """The filter as a sqlglot expression tree, for embedding in a larger statement.
+
+        The tree is the one :meth:`to_sql` renders (every identifier quoted), checked the same
+        way to read back unchanged in ``dialect``; each call returns a fresh tree.
+
+        Args:
+            dialect: The sqlglot dialect the enclosing statement is rendered in.
+
+        Returns:
+            A boolean expression for a ``WHERE`` clause.
+
+        Raises:
+            FilterParseError: If the dialect cannot express the filter faithfully.
+            ValueError: If ``dialect`` is not a known sqlglot dialect.
+        """
+        _render_sql(self._node, dialect)  # cached: the defence-in-depth check, once per dialect
+        return _sql(self._node)
+
     def rename_columns(self, mapping: Mapping[str, str]) -> FilterExpression:
         """Return a copy whose column references are renamed.
 
