@@ -354,10 +354,8 @@ hash_algorithm = "xxhash64"
     assert (tmp_path / "lake" / "media__clips__raw.delta").is_dir()
 
 
-def test_store_is_built_from_a_config_object_via_the_short_import_path(tmp_path: Path) -> None:
-    config = MetaxyConfig(
-        stores={"x": {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": {"root_path": str(tmp_path)}}}
-    )
+def test_store_is_built_from_a_config_object_via_the_documented_import_path(tmp_path: Path) -> None:
+    config = MetaxyConfig(stores={"x": {"type": DELTA_TYPE, "config": {"root_path": str(tmp_path)}}})
     store = config.get_store("x")
     assert isinstance(store, DeltaMetadataStore)
     assert store.root_path == str(tmp_path)
@@ -366,7 +364,7 @@ def test_store_is_built_from_a_config_object_via_the_short_import_path(tmp_path:
 
 def test_importing_the_store_modules_does_not_import_deltalake() -> None:
     code = (
-        "import sys, metaxy, metaxy.ext.delta, metaxy.ext.polars.handlers.delta; "
+        "import sys, metaxy, metaxy.ext.polars, metaxy.ext.polars.handlers.delta; "
         "assert 'deltalake' not in sys.modules, 'deltalake was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
