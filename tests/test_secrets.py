@@ -29,8 +29,8 @@ import metaxy.config._model as config_model
 from metaxy._secrets import MASK, is_secret_key, mask_mapping, mask_text, register_secret
 from metaxy.config import MetaxyConfig, StoreConfig
 from metaxy.errors import BackendError, ConfigValidationError, InvalidConfigError, MetaxyWarning
-from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
 
 MX = shutil.which("mx", path=str(Path(os.sys.executable).parent))
 

@@ -13,8 +13,8 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import PolarsMaterializationWarning, VersioningEngineMismatchError
-from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.metadata_store import InMemoryMetadataStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Creating table")
