@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import duckdb
 import narwhals as nw
-import pandas as pd
 import polars as pl
 import pytest
 
