@@ -13,15 +13,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import narwhals as nw
 import polars as pl
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from narwhals.typing import IntoFrame
 
-__all__ = ["collect_to_arrow", "collect_to_polars", "like_input", "to_polars_lazy"]
+__all__ = ["FrameLike", "collect_to_arrow", "collect_to_polars", "like_input", "to_polars_lazy"]
+
+FrameLike: TypeAlias = "IntoFrame | nw.DataFrame[Any] | nw.LazyFrame[Any]"
+"""A frame metaxy accepts: Polars, pandas, PyArrow, DuckDB ... (anything narwhals wraps), or a narwhals frame."""
 
 
 def to_polars_lazy(frame: Any) -> pl.LazyFrame:

@@ -43,6 +43,8 @@ CONFIG_ENV_VAR = "METAXY_CONFIG"
 """Environment variable naming the config file; it beats automatic discovery."""
 
 DEFAULT_LOCK_FILE_NAME = "metaxy.lock"
+CLI_THEMES = ("default", "plain")
+"""``theme`` values: ``default`` colours errors, warnings and headings on a terminal; ``plain`` never styles."""
 
 _ENV_PREFIX = "METAXY_"
 _PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -146,7 +148,7 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
     metaxy_lock_path: str | None = Field(default=None, description="Lock file path, relative to the config file.")
     extend: str | None = Field(default=None, description="Parent config file this one extends.")
     ext: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Plugin configurations.")
-    theme: str = Field(default="default", description="CLI rendering theme.")
+    theme: str = Field(default="default", description=f"CLI rendering theme: {' or '.join(CLI_THEMES)}.")
 
     _config_file: Path | None = PrivateAttr(default=None)
 
@@ -159,7 +161,7 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
             error = InvalidConfigError(
                 f"Invalid Metaxy configuration: {exc}. {config_context(_toml_path.get())}. "
                 "Hint: METAXY_* variables that hold lists or tables must be JSON, e.g. "
-                'METAXY_STORES__DEV__CONFIG__FALLBACK_STORES=\'["prod"]\'.'
+                "METAXY_STORES__DEV__CONFIG__FALLBACK_STORES='[\"prod\"]'."
             )
         if error is not None:
             raise error
@@ -242,6 +244,16 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
                 f"Invalid project name {value!r}: it must match [A-Za-z0-9_-]+ and contain neither '/' "
                 "(reserved for feature keys) nor '__' (reserved for table names). "
                 "Hint: use a name like 'my_project' or 'my-project'."
+            )
+        return value
+
+    @field_validator("theme")
+    @classmethod
+    def _check_theme(cls, value: str) -> str:
+        if value not in CLI_THEMES:
+            raise ValueError(
+                f"Unknown CLI theme {value!r}. Hint: use one of {', '.join(CLI_THEMES)} "
+                "('plain' prints no colours or bold even on a terminal)."
             )
         return value
 

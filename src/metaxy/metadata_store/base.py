@@ -14,7 +14,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, overload
 
 import narwhals as nw
 import polars as pl
@@ -37,10 +37,10 @@ from metaxy.errors import (
     VersioningEngineMismatchError,
 )
 from metaxy.external_features import auto_sync
-from metaxy.frames import like_input
+from metaxy.frames import FrameLike, like_input
 from metaxy.models import constants as c
 from metaxy.models.graph import FeatureGraph, current_graph
-from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey, coerce_to_feature_key
 from metaxy.versioning import polars_executor as px
 from metaxy.versioning.hashing import HashAlgorithm, truncation_length
 from metaxy.versioning.plan import ResolvePlan, compile_plan
@@ -60,7 +60,7 @@ from .types import AccessMode, Increment, LazyIncrement
 __all__ = ["MetadataStore", "MetadataStoreConfig", "VersioningEngine"]
 
 VersioningEngine = Literal["auto", "native", "polars"]
-FiltersByFeature = Mapping[Any, FilterLike | Sequence[FilterLike]]
+FiltersByFeature = Mapping[CoercibleToFeatureKey, FilterLike | Sequence[FilterLike]]
 
 
 class MetadataStoreConfig(SecretMaskingModel):
@@ -333,7 +333,7 @@ class MetadataStore(ABC):
 
     # --- helpers ---------------------------------------------------------------------------------
     @staticmethod
-    def _key(feature: Any) -> FeatureKey:
+    def _key(feature: CoercibleToFeatureKey) -> FeatureKey:
         return coerce_to_feature_key(feature)
 
     @staticmethod
@@ -350,9 +350,38 @@ class MetadataStore(ABC):
         return truncation_length()
 
     # --- read ------------------------------------------------------------------------------------
+    @overload
     def read(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: Literal[False] = False,
+    ) -> nw.LazyFrame[Any]: ...
+    @overload
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: Literal[True],
+    ) -> tuple[nw.LazyFrame[Any], MetadataStore]: ...
+    @overload
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
         *,
         feature_version: str | None = None,
         filters: FilterLike | Sequence[FilterLike] | None = None,
@@ -362,7 +391,20 @@ class MetadataStore(ABC):
         with_sample_history: bool = False,
         include_soft_deleted: bool = False,
         with_store_info: bool = False,
-    ) -> Any:
+    ) -> nw.LazyFrame[Any] | tuple[nw.LazyFrame[Any], MetadataStore]: ...
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: bool = False,
+    ) -> nw.LazyFrame[Any] | tuple[nw.LazyFrame[Any], MetadataStore]:
         """Read a feature's metadata lazily: current feature version, latest row per sample.
 
         Args:
@@ -478,7 +520,7 @@ class MetadataStore(ABC):
             keys=[key],
         )
 
-    def has_feature(self, feature: Any, *, check_fallback: bool = False) -> bool:
+    def has_feature(self, feature: CoercibleToFeatureKey, *, check_fallback: bool = False) -> bool:
         """Whether the store (or, with ``check_fallback``, a fallback store) has the feature's table."""
         self._require_open()
         try:
@@ -487,16 +529,16 @@ class MetadataStore(ABC):
             return False
         return True
 
-    def has_feature_anywhere(self, feature: Any) -> bool:
+    def has_feature_anywhere(self, feature: CoercibleToFeatureKey) -> bool:
         """Whether this store or one of its fallbacks has the feature (opens stores as needed)."""
         with self.open("r"):
             return self.has_feature(feature, check_fallback=True)
 
-    def find_store_for_feature(self, feature: Any) -> MetadataStore:
+    def find_store_for_feature(self, feature: CoercibleToFeatureKey) -> MetadataStore:
         self._require_open()
         return self._find_store(self._key(feature), allow_fallback=True)
 
-    def get_store_metadata(self, feature: Any) -> dict[str, Any]:
+    def get_store_metadata(self, feature: CoercibleToFeatureKey) -> dict[str, Any]:
         """This store (``name``, ``display``) and, under ``resolved_from``, the info of the store
         that holds the feature (this one or a fallback, see :meth:`get_store_info`).
 
@@ -517,8 +559,8 @@ class MetadataStore(ABC):
     # --- write -----------------------------------------------------------------------------------
     def write(
         self,
-        feature: Any,
-        df: Any,
+        feature: CoercibleToFeatureKey,
+        df: FrameLike,
         materialization_id: str | None = None,
         preserve_feature_version: bool = False,
     ) -> int:
@@ -631,11 +673,40 @@ class MetadataStore(ABC):
         return {k: self._append_checked(k, prepared[k]) for k in order}
 
     # --- resolve ---------------------------------------------------------------------------------
+    @overload
     def resolve_update(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
         *,
-        samples: Any = None,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: Literal[False] = False,
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> Increment: ...
+    @overload
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: Literal[True],
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> LazyIncrement: ...
+    @overload
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
         filters: FiltersByFeature | None = None,
         global_filters: FilterLike | Sequence[FilterLike] | None = None,
         target_filters: FilterLike | Sequence[FilterLike] | None = None,
@@ -643,7 +714,20 @@ class MetadataStore(ABC):
         versioning_engine: VersioningEngine | None = None,
         skip_comparison: bool = False,
         staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
-    ) -> Any:
+    ) -> Increment | LazyIncrement: ...
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: bool = False,
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> Increment | LazyIncrement:
         """Which samples of ``feature`` are new, stale or orphaned (spec §3.10, §5.4).
 
         Args:
@@ -828,7 +912,7 @@ class MetadataStore(ABC):
         keep = [n for n in normalized.collect_schema().names() if n not in _LIFECYCLE]
         return apply_filters(normalized.select(keep), target_filters)
 
-    def compute_provenance(self, feature: Any, df: Any) -> Any:
+    def compute_provenance(self, feature: CoercibleToFeatureKey, df: FrameLike) -> Any:
         """Add the versioning columns to a user-joined upstream frame; returns the frame type given.
 
         ``df`` must hold ``metaxy_data_version_by_field__<upstream suffix>`` for every dependency.
@@ -857,7 +941,7 @@ class MetadataStore(ABC):
         out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
         return like_input(df, self._present(plan, out))
 
-    def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: Any) -> float | None:
+    def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: CoercibleToFeatureKey) -> float | None:
         """Percent of distinct input units (join keys) of ``lazy_increment.input`` already processed,
         i.e. not in ``new``; ``None`` when there is no input (samples were given) or it is empty."""
         if lazy_increment.input is None:
@@ -869,7 +953,7 @@ class MetadataStore(ABC):
         pending = len(lazy_increment.new.select(keys).unique().collect())
         return 100.0 * (total - pending) / total
 
-    def rebase(self, feature: Any, df: Any, *, to_feature_version: str | None = None) -> Any:
+    def rebase(self, feature: CoercibleToFeatureKey, df: FrameLike, *, to_feature_version: str | None = None) -> Any:
         """Re-stamp stored rows onto another feature version of the same feature.
 
         User and data-version columns are kept (a data version equal to the old provenance is
@@ -929,7 +1013,7 @@ class MetadataStore(ABC):
     # --- deletes and maintenance -----------------------------------------------------------------
     def delete(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
         filters: FilterLike | Sequence[FilterLike] | None = None,
         *,
         soft: bool = True,
@@ -998,7 +1082,7 @@ class MetadataStore(ABC):
         )
         return pl.lit(mask.to_native().get_column("m").fill_null(False))
 
-    def drop_feature_metadata(self, feature: Any) -> None:
+    def drop_feature_metadata(self, feature: CoercibleToFeatureKey) -> None:
         """Drop a feature's table and all its rows."""
         self._require_write()
         table = self._table(self._key(feature))
@@ -1014,7 +1098,7 @@ class MetadataStore(ABC):
     def copy_metadata(
         self,
         from_store: MetadataStore,
-        features: Sequence[Any] | None = None,
+        features: Sequence[CoercibleToFeatureKey] | None = None,
         *,
         filters: Mapping[str, FilterLike | Sequence[FilterLike]] | None = None,
         global_filters: FilterLike | Sequence[FilterLike] | None = None,
@@ -1157,6 +1241,7 @@ def _combine(filters: Sequence[FilterLike]) -> pl.Expr | None:
             )
         out = e if out is None else out & e
     return out
+
 
 # Documented aliases hosted here: see metaxy._compat.ALIASES.
 from metaxy._compat import alias_hooks  # noqa: E402
