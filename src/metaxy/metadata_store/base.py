@@ -14,7 +14,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, overload
+from typing import Any, ClassVar, Literal, Self, overload
 
 import narwhals as nw
 import polars as pl
@@ -212,7 +212,7 @@ class MetadataStore(ABC):
 
     # --- lifecycle -------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def open(self, mode: AccessMode = "r") -> Iterator[MetadataStore]:
+    def open(self, mode: AccessMode = "r") -> Iterator[Self]:
         """Open the store (re-entrant). The connection is made by the outermost open.
 
         Raises:
@@ -235,7 +235,7 @@ class MetadataStore(ABC):
             if outermost:
                 self._close_backend()
 
-    def __enter__(self) -> MetadataStore:
+    def __enter__(self) -> Self:
         """``with store:`` opens for reading, or keeps the current mode when already open."""
         cm = self.open(self._modes[-1] if self._modes else "r")
         entered = cm.__enter__()
