@@ -18,13 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-pytest.importorskip("mypy", reason="mypy is a dev dependency")
-
 
 def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
-    import mypy
+    from mypy.version import __version__
 
-    cache = Path(tempfile.gettempdir()) / f"metaxy-mypy-cache-{mypy.__version__}"
+    cache = Path(tempfile.gettempdir()) / f"metaxy-mypy-cache-{__version__}"
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--no-error-summary", *args],
         cwd=ROOT,

@@ -46,7 +46,7 @@ def _theme() -> Theme:
     from metaxy.errors import InvalidConfigError
 
     try:
-        return THEMES[MetaxyConfig.current_or_default().theme]
+        return THEMES.get(MetaxyConfig.current_or_default().theme, THEMES["default"])
     except InvalidConfigError:  # the configuration itself failed (e.g. METAXY_THEME): report that in colour
         return THEMES["default"]
 

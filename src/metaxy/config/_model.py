@@ -44,7 +44,8 @@ CONFIG_ENV_VAR = "METAXY_CONFIG"
 
 DEFAULT_LOCK_FILE_NAME = "metaxy.lock"
 CLI_THEMES = ("default", "plain")
-"""``theme`` values: ``default`` colours errors, warnings and headings on a terminal; ``plain`` never styles."""
+"""Themes mx knows: ``default`` colours errors, warnings and headings on a terminal; ``plain`` never
+styles. Other names are accepted (published configs may name their own) and render as ``default``."""
 
 _ENV_PREFIX = "METAXY_"
 _PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -244,16 +245,6 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
                 f"Invalid project name {value!r}: it must match [A-Za-z0-9_-]+ and contain neither '/' "
                 "(reserved for feature keys) nor '__' (reserved for table names). "
                 "Hint: use a name like 'my_project' or 'my-project'."
-            )
-        return value
-
-    @field_validator("theme")
-    @classmethod
-    def _check_theme(cls, value: str) -> str:
-        if value not in CLI_THEMES:
-            raise ValueError(
-                f"Unknown CLI theme {value!r}. Hint: use one of {', '.join(CLI_THEMES)} "
-                "('plain' prints no colours or bold even on a terminal)."
             )
         return value
 
