@@ -21,7 +21,7 @@ from metaxy.config._masking import SecretMaskingModel
 from metaxy.errors import HashAlgorithmNotSupportedError, ReadOnlyStoreError, StoreCapabilityError, StoreNotOpenError
 from metaxy.models import constants as c
 from metaxy.models.graph import FeatureGraph, current_graph
-from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey, coerce_to_feature_key
 from metaxy.models.settings import current_settings
 from metaxy.versioning import polars_executor as px
 from metaxy.versioning.hashing import HashAlgorithm
@@ -139,7 +139,7 @@ class StoreCore(StoreBackend):
             return self._auto_create_tables
         return current_settings().auto_create_tables
 
-    def location_uri(self, feature: Any) -> str | None:
+    def location_uri(self, feature: CoercibleToFeatureKey) -> str | None:
         """Where a feature's rows live (a path or URI, credentials masked); None when the store
         cannot say (``capabilities.location``)."""
         uri = self._location_uri(self._key(feature)) if self.capabilities.location else None
@@ -324,7 +324,7 @@ class StoreCore(StoreBackend):
 
     # --- helpers ---------------------------------------------------------------------------------
     @staticmethod
-    def _key(feature: Any) -> FeatureKey:
+    def _key(feature: CoercibleToFeatureKey) -> FeatureKey:
         return coerce_to_feature_key(feature)
 
     @staticmethod

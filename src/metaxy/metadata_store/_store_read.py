@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import narwhals as nw
 import polars as pl
@@ -13,7 +13,7 @@ from metaxy import _hooks
 from metaxy.errors import FeatureNotFoundError, SystemDataNotFoundError
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
-from metaxy.models.keys import FeatureKey
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey
 from metaxy.versioning import polars_executor as px
 
 from ._frames import FilterLike, apply_filters, check_columns, coerce_filters
@@ -31,9 +31,38 @@ class ReadingStore(StoreCore):
     """``read``, ``has_feature``, ``list_features`` and the fallback lookup."""
 
     # --- read ------------------------------------------------------------------------------------
+    @overload
     def read(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: Literal[False] = False,
+    ) -> nw.LazyFrame[Any]: ...
+    @overload
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: Literal[True],
+    ) -> tuple[nw.LazyFrame[Any], MetadataStore]: ...
+    @overload
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
         *,
         feature_version: str | None = None,
         filters: FilterLike | Sequence[FilterLike] | None = None,
@@ -43,7 +72,20 @@ class ReadingStore(StoreCore):
         with_sample_history: bool = False,
         include_soft_deleted: bool = False,
         with_store_info: bool = False,
-    ) -> Any:
+    ) -> nw.LazyFrame[Any] | tuple[nw.LazyFrame[Any], MetadataStore]: ...
+    def read(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        feature_version: str | None = None,
+        filters: FilterLike | Sequence[FilterLike] | None = None,
+        columns: Sequence[str] | None = None,
+        allow_fallback: bool = True,
+        with_feature_history: bool = False,
+        with_sample_history: bool = False,
+        include_soft_deleted: bool = False,
+        with_store_info: bool = False,
+    ) -> nw.LazyFrame[Any] | tuple[nw.LazyFrame[Any], MetadataStore]:
         """Read a feature's metadata lazily: current feature version, latest row per sample.
 
         Args:
@@ -78,7 +120,7 @@ class ReadingStore(StoreCore):
         parsed = coerce_filters(filters)
         if self._is_system(key):
             frame = self._read_system(key, parsed, columns)
-            return (frame, self) if with_store_info else frame
+            return (frame, cast("MetadataStore", self)) if with_store_info else frame
         store = self._find_store(key, allow_fallback=allow_fallback)
         version = None if with_feature_history else self._graph().get_feature_version(key)
         if with_feature_history and feature_version is not None:
@@ -167,7 +209,7 @@ class ReadingStore(StoreCore):
             keys=[key],
         )
 
-    def has_feature(self, feature: Any, *, check_fallback: bool = False) -> bool:
+    def has_feature(self, feature: CoercibleToFeatureKey, *, check_fallback: bool = False) -> bool:
         """Whether the store (or, with ``check_fallback``, a fallback store) has the feature's table."""
         self._require_open()
         try:
@@ -176,16 +218,16 @@ class ReadingStore(StoreCore):
             return False
         return True
 
-    def has_feature_anywhere(self, feature: Any) -> bool:
+    def has_feature_anywhere(self, feature: CoercibleToFeatureKey) -> bool:
         """Whether this store or one of its fallbacks has the feature (opens stores as needed)."""
         with self.open("r"):
             return self.has_feature(feature, check_fallback=True)
 
-    def find_store_for_feature(self, feature: Any) -> MetadataStore:
+    def find_store_for_feature(self, feature: CoercibleToFeatureKey) -> MetadataStore:
         self._require_open()
         return self._find_store(self._key(feature), allow_fallback=True)
 
-    def get_store_metadata(self, feature: Any) -> dict[str, Any]:
+    def get_store_metadata(self, feature: CoercibleToFeatureKey) -> dict[str, Any]:
         """This store (``name``, ``display``) and, under ``resolved_from``, the info of the store
         that holds the feature (this one or a fallback, see :meth:`get_store_info`).
 
@@ -203,7 +245,7 @@ class ReadingStore(StoreCore):
             "hash_algorithm": self.hash_algorithm.value,
         }
 
-    def drop_feature_metadata(self, feature: Any) -> None:
+    def drop_feature_metadata(self, feature: CoercibleToFeatureKey) -> None:
         """Drop a feature's table and all its rows."""
         self._require_write()
         table = self._table(self._key(feature))

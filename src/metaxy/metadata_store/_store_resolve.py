@@ -6,7 +6,7 @@ import contextlib
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 import narwhals as nw
 import polars as pl
@@ -18,11 +18,11 @@ from metaxy.errors import (
     RootFeatureError,
     VersioningEngineMismatchError,
 )
-from metaxy.frames import like_input
+from metaxy.frames import FrameLike, like_input
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.graph import FeatureGraph
-from metaxy.models.keys import FeatureKey
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey
 from metaxy.versioning import polars_executor as px
 from metaxy.versioning.plan import ResolvePlan, compile_plan
 from metaxy.versioning.representation import BY_FIELD_COLUMNS, maps_from_structs, structs_from_maps
@@ -44,18 +44,47 @@ from .types import Increment, LazyIncrement
 
 __all__ = ["FiltersByFeature", "ResolvingStore"]
 
-FiltersByFeature = Mapping[Any, FilterLike | Sequence[FilterLike]]
+FiltersByFeature = Mapping[CoercibleToFeatureKey, FilterLike | Sequence[FilterLike]]
 
 
 class ResolvingStore(WritingStore):
     """``resolve_update``, ``compute_provenance``, ``calculate_input_progress`` and ``rebase``."""
 
     # --- resolve ---------------------------------------------------------------------------------
+    @overload
     def resolve_update(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
         *,
-        samples: Any = None,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: Literal[False] = False,
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> Increment: ...
+    @overload
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: Literal[True],
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> LazyIncrement: ...
+    @overload
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
         filters: FiltersByFeature | None = None,
         global_filters: FilterLike | Sequence[FilterLike] | None = None,
         target_filters: FilterLike | Sequence[FilterLike] | None = None,
@@ -63,7 +92,20 @@ class ResolvingStore(WritingStore):
         versioning_engine: VersioningEngine | None = None,
         skip_comparison: bool = False,
         staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
-    ) -> Any:
+    ) -> Increment | LazyIncrement: ...
+    def resolve_update(
+        self,
+        feature: CoercibleToFeatureKey,
+        *,
+        samples: FrameLike | None = None,
+        filters: FiltersByFeature | None = None,
+        global_filters: FilterLike | Sequence[FilterLike] | None = None,
+        target_filters: FilterLike | Sequence[FilterLike] | None = None,
+        lazy: bool = False,
+        versioning_engine: VersioningEngine | None = None,
+        skip_comparison: bool = False,
+        staleness_predicates: FilterLike | Sequence[FilterLike] | None = None,
+    ) -> Increment | LazyIncrement:
         """Which samples of ``feature`` are new, stale or orphaned (spec §3.10, §5.4).
 
         Args:
@@ -243,7 +285,7 @@ class ResolvingStore(WritingStore):
         keep = [n for n in normalized.collect_schema().names() if n not in _LIFECYCLE]
         return apply_filters(normalized.select(keep), target_filters)
 
-    def compute_provenance(self, feature: Any, df: Any) -> Any:
+    def compute_provenance(self, feature: CoercibleToFeatureKey, df: FrameLike) -> Any:
         """Add the versioning columns to a user-joined upstream frame; returns the frame type given.
 
         ``df`` must hold ``metaxy_data_version_by_field__<upstream suffix>`` for every dependency.
@@ -272,7 +314,7 @@ class ResolvingStore(WritingStore):
         out = px.with_provenance(plan, lf, self.hash_algorithm, self._hash_length())
         return like_input(df, self._present(plan, out))
 
-    def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: Any) -> float | None:
+    def calculate_input_progress(self, lazy_increment: LazyIncrement, feature: CoercibleToFeatureKey) -> float | None:
         """Percent of distinct input units (join keys) of ``lazy_increment.input`` already processed,
         i.e. not in ``new``; ``None`` when there is no input (samples were given) or it is empty."""
         if lazy_increment.input is None:
@@ -284,7 +326,7 @@ class ResolvingStore(WritingStore):
         pending = len(lazy_increment.new.select(keys).unique().collect())
         return 100.0 * (total - pending) / total
 
-    def rebase(self, feature: Any, df: Any, *, to_feature_version: str | None = None) -> Any:
+    def rebase(self, feature: CoercibleToFeatureKey, df: FrameLike, *, to_feature_version: str | None = None) -> Any:
         """Re-stamp stored rows onto another feature version of the same feature.
 
         User and data-version columns are kept (a data version equal to the old provenance is

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from metaxy.errors import FeatureNotFoundError, MetadataSchemaError, TableNotFoundError
+from metaxy.frames import FrameLike
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
-from metaxy.models.keys import FeatureKey
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey
 from metaxy.versioning.plan import compile_plan
 
 from ._frames import FilterLike, WriteContext, check_columns, coerce_filters, normalize_write, to_polars_lazy
@@ -31,8 +32,8 @@ class WritingStore(ReadingStore):
     # --- write -----------------------------------------------------------------------------------
     def write(
         self,
-        feature: Any,
-        df: Any,
+        feature: CoercibleToFeatureKey,
+        df: FrameLike,
         materialization_id: str | None = None,
         preserve_feature_version: bool = False,
     ) -> int:
@@ -124,7 +125,9 @@ class WritingStore(ReadingStore):
             **kw,
         )
 
-    def write_multi(self, frames: Mapping[Any, Any], materialization_id: str | None = None) -> dict[FeatureKey, int]:
+    def write_multi(
+        self, frames: Mapping[Any, FrameLike], materialization_id: str | None = None
+    ) -> dict[FeatureKey, int]:
         """Write several features; dependents first (reverse topological order).
 
         All frames are validated before the first one is written.
@@ -141,7 +144,7 @@ class WritingStore(ReadingStore):
     # --- deletes and maintenance -----------------------------------------------------------------
     def delete(
         self,
-        feature: Any,
+        feature: CoercibleToFeatureKey,
         filters: FilterLike | Sequence[FilterLike] | None = None,
         *,
         soft: bool = True,
@@ -194,7 +197,7 @@ class WritingStore(ReadingStore):
             where.append(FilterExpression.equals(c.FEATURE_VERSION, self._graph().get_feature_version(key)))
         return self._delete_where(table, FilterExpression.all_of(where) if where else None)
 
-    def drop_feature_metadata(self, feature: Any) -> None:
+    def drop_feature_metadata(self, feature: CoercibleToFeatureKey) -> None:
         """Drop a feature's table and all its rows."""
         self._require_write()
         table = self._table(self._key(feature))

@@ -92,7 +92,7 @@ class DeltaMetadataStore(MetadataStore):
 
     Example:
         >>> import tempfile
-        >>> from metaxy.ext.delta import DeltaMetadataStore
+        >>> from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
         >>> store = DeltaMetadataStore(tempfile.mkdtemp())
         >>> with store.open("w"):
         ...     store.list_features()

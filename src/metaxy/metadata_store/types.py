@@ -10,6 +10,8 @@ from typing import Any, Literal
 import narwhals as nw
 import polars as pl
 
+from metaxy.frames import collect_to_polars, to_polars_lazy
+
 __all__ = ["AccessMode", "Increment", "LazyIncrement", "PolarsIncrement", "PolarsLazyIncrement"]
 
 AccessMode = Literal["r", "w"]
@@ -53,7 +55,7 @@ class Increment:
     orphaned: nw.DataFrame[Any]
 
     def to_polars(self) -> PolarsIncrement:
-        return PolarsIncrement(*(_to_polars(f) for f in (self.new, self.stale, self.orphaned)))
+        return PolarsIncrement(*(collect_to_polars(f) for f in (self.new, self.stale, self.orphaned)))
 
     @property
     def is_empty(self) -> bool:
@@ -88,17 +90,5 @@ class LazyIncrement:
         return Increment(*(f.collect() for f in (self.new, self.stale, self.orphaned)))
 
     def to_polars(self) -> PolarsLazyIncrement:
-        def lazy(f: nw.LazyFrame[Any] | None) -> pl.LazyFrame | None:
-            if f is None:
-                return None
-            native = f.to_native()
-            return native if isinstance(native, pl.LazyFrame) else f.collect().to_polars().lazy()
-
-        new, stale, orphaned = (lazy(f) for f in (self.new, self.stale, self.orphaned))
-        assert new is not None and stale is not None and orphaned is not None
-        return PolarsLazyIncrement(new, stale, orphaned, lazy(self.input))
-
-
-def _to_polars(frame: nw.DataFrame[Any]) -> pl.DataFrame:
-    native = frame.to_native()
-    return native if isinstance(native, pl.DataFrame) else frame.to_polars()
+        new, stale, orphaned = (to_polars_lazy(f) for f in (self.new, self.stale, self.orphaned))
+        return PolarsLazyIncrement(new, stale, orphaned, None if self.input is None else to_polars_lazy(self.input))

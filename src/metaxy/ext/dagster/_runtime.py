@@ -15,6 +15,7 @@ import narwhals as nw
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash expression namespace)
 
+from metaxy.frames import to_polars_lazy
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
@@ -122,7 +123,7 @@ def _content_sums(
     native = frame.to_native()
     if not isinstance(native, pl.LazyFrame):  # any other backend: fetch only the hashed columns
         selected = frame.select(*(col for col, _ in columns)) if columns else frame
-        native = selected.collect().to_polars().lazy()
+        native = to_polars_lazy(selected)
     if not columns:
         return int(native.select(pl.len()).collect().item()), 0, 0
     joined = pl.concat_str([_polars_text(col, kind) for col, kind in columns], separator=_SEPARATOR, ignore_nulls=True)
