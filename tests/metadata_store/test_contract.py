@@ -15,7 +15,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import StoreCapabilityError
-from metaxy.ext.delta import DeltaMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import StoreBackend, StoreCapabilities

@@ -13,7 +13,7 @@ from metaxy.versioning.hashing import HashAlgorithm
 
 def test_every_algorithm_is_computed_by_some_store() -> None:
     stores = (mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore)
-    computed = frozenset().union(*(store.supported_hash_algorithms for store in stores))
+    computed = frozenset().union(*(store.capabilities.hash_algorithms for store in stores))
     assert set(HashAlgorithm) == computed
 
 
