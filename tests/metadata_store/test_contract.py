@@ -15,8 +15,8 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import StoreCapabilityError
-from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import StoreBackend, StoreCapabilities
 from metaxy.metadata_store.filters import narwhals_to_filter
@@ -87,29 +87,14 @@ def test_a_layer_module_imports_alone(module: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-# Modules another part of issue 17 rewrites: the filter grammar, and the DuckDB store (item 3's
-# SQL layer). Each is checked on its own below, as a strict xfail until that work lands.
-_BEING_SPLIT = ("models/filter_expression.py", "metadata_store/duckdb.py")
-
-
 def _lines(relative: str) -> int:
     return len((SRC / relative).read_text().splitlines())
 
 
 def test_no_module_is_over_600_lines() -> None:
     sizes = {str(p.relative_to(SRC)): _lines(str(p.relative_to(SRC))) for p in SRC.rglob("*.py")}
-    over = {p: n for p, n in sizes.items() if n > 600 and p not in _BEING_SPLIT}
+    over = {p: n for p, n in sizes.items() if n > 600}
     assert over == {}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 17 item 3 rebuilds the DuckDB store on the sqlglot SQL layer; the filter grammar is one module",
-)
-@pytest.mark.parametrize("module", _BEING_SPLIT)
-def test_modules_being_rewritten_get_under_600_lines(module: str) -> None:
-    assert _lines(module) <= 600
 
 
 def _public_store_names() -> set[str]:

@@ -7,7 +7,7 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,6 @@ from metaxy.errors import (
     StoreCapabilityError,
     VersioningEngineMismatchError,
 )
-from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
 from metaxy.sql import statements as st
@@ -32,9 +31,11 @@ from metaxy.sql._build import col, lit, select, star, subquery, table
 from metaxy.sql.dialects import DuckDBDialect
 from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column, rendered_resolve
+from metaxy.versioning.sql_executor import RenderedResolve, rendered_resolve
 
 from . import _duckdb_hosts
+from ._duckdb_paths import check_database_path
+from ._duckdb_resolve import _DuckDBLazyIncrement, lazy_increment
 from ._frames import FilterLike
 from .base import MetadataStore, MetadataStoreConfig
 from .contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
@@ -195,7 +196,7 @@ class DuckDBMetadataStore(MetadataStore):
             self._setup(cursor)
             state.update(conn=cursor, gate=self._memory_gate, catalog=None)
             return
-        _check_database_path(self.database)
+        check_database_path(self.database)
         conn = _duckdb_hosts.acquire(self.database, self.duckdb_config, lock_timeout=self.lock_timeout)
         try:
             self._setup(conn)
@@ -474,53 +475,13 @@ class DuckDBMetadataStore(MetadataStore):
         return out
 
     def _lazy_increment(self, rendered: RenderedResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
-        """Relations for each part (rendered and bound only when used) and a collector running one
-        statement."""
-        conn, text = self.conn, rendered.text
-        compiled = rendered.compiled
-        names = list(compiled.expected_columns)
-        table = self._table(target)
-
-        def expected(r: CompiledResolve) -> exp.Expression:
-            return r.expected
-
-        def empty_expected(r: CompiledResolve) -> exp.Expression:
-            return select([star()], subquery(r.expected.copy(), "__metaxy_new")).limit(0, copy=False)
-
-        if compiled.increment is None:
-            # Nothing stored (or skip_comparison): all expected rows are new; orphaned is empty with
-            # the stored table's columns, or the new frame's when there is no table.
-            stored = self._table_exists(table)
-            orphan_sql = self._sql(select([star()], _table(table)).limit(0, copy=False)) if stored else None
-            sqls: dict[str, Callable[[], str]] = {
-                "new": lambda: text("expected", expected),
-                "stale": lambda: text("empty", empty_expected),
-                "orphaned": lambda: orphan_sql or text("empty", empty_expected),
-            }
-
-            def collect() -> Increment:
-                new = _fetch_versioned(conn, text("fetch_expected", lambda r: _without_copies(r.expected)), names)
-                orphaned = _to_polars(conn.sql(orphan_sql)) if orphan_sql else new.clear()
-                return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
-
-        else:
-            sqls = {
-                part: (lambda part=part: text(part, lambda r: r.part(part)))  # type: ignore[misc]
-                for part in ("new", "stale", "orphaned")
-            }
-            orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
-
-            def collect() -> Increment:
-                statement = text("fetch_increment", lambda r: _without_copies(r.increment))
-                df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
-                kinds = df.get_column(KIND)
-                new = df.filter(kinds == "new").select(names)
-                stale = df.filter(kinds == "stale").select(names)
-                orphaned = df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items())
-                return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
-
-        sqls["input"] = lambda: text("expected", expected)
-        return _DuckDBLazyIncrement(conn, sqls, collect)
+        """The lazy increment of a rendered resolve (see :func:`._duckdb_resolve.lazy_increment`)."""
+        orphan_sql = None
+        if rendered.compiled.increment is None:
+            table = self._table(target)
+            if self._table_exists(table):
+                orphan_sql = self._sql(select([star()], _table(table)).limit(0, copy=False))
+        return lazy_increment(self.conn, rendered, orphan_sql)
 
     # --- Dagster's data version and location ------------------------------------------------------
     def _content_sums(
@@ -552,116 +513,5 @@ class DuckDBMetadataStore(MetadataStore):
         return self.database if "://" in self.database else os.path.abspath(self.database)
 
 
-#: DuckDB database files carry this magic at byte offset 8.
-_DUCKDB_MAGIC = b"DUCK"
-
-
-def _check_database_path(database: str) -> None:
-    """Refuse a path that is not (or cannot become) a DuckDB database file, before DuckDB sees it:
-    DuckDB would attach a CSV / Parquet / text file as a read-only view and writes would vanish.
-
-    Raises:
-        BackendError: naming the path and what it is.
-    """
-    path = Path(database)
-    hint = "Hint: point `database` at a DuckDB file (e.g. metadata.duckdb) or a path where one can be created."
-    if path.is_dir():
-        raise BackendError(f"DuckDB database path '{database}' is a directory. {hint}")
-    if path.exists():
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(12)
-        except OSError as exc:
-            raise BackendError(f"Cannot read DuckDB database file '{database}': {exc}. {hint}") from exc
-        if head[8:12] != _DUCKDB_MAGIC:
-            what = "an empty file" if not head else f"not a DuckDB database (starts with {head[:8]!r})"
-            raise BackendError(f"DuckDB database path '{database}' exists but is {what}. {hint}")
-        return
-    parent = path.parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise BackendError(
-                    f"Cannot create DuckDB database '{database}': '{ancestor}' is a file, not a directory. {hint}"
-                )
-            break
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackendError(f"Cannot create the directory of DuckDB database '{database}': {exc}. {hint}") from exc
-
-
 def _table(name: str) -> exp.Table:
     return table(name)
-
-
-class _DuckDBLazyIncrement(LazyIncrement):
-    """A lazy increment over DuckDB: each frame is a relation rendered and bound on first access,
-    and ``collect()`` runs the single combined statement once."""
-
-    _conn: Any
-    _sqls: dict[str, Callable[[], str]]
-    _collector: Callable[[], Increment]
-    _frames: dict[str, Any]
-
-    def __init__(self, conn: Any, sqls: dict[str, Callable[[], str]], collector: Callable[[], Increment]) -> None:
-        object.__setattr__(self, "_conn", conn)
-        object.__setattr__(self, "_sqls", sqls)
-        object.__setattr__(self, "_collector", collector)
-        object.__setattr__(self, "_frames", {})
-
-    def _frame(self, part: str) -> Any:
-        frames = self._frames
-        if part not in frames:
-            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]()))
-        return frames[part]
-
-    @property
-    def new(self) -> Any:
-        return self._frame("new")
-
-    @property
-    def stale(self) -> Any:
-        return self._frame("stale")
-
-    @property
-    def orphaned(self) -> Any:
-        return self._frame("orphaned")
-
-    @property
-    def input(self) -> Any:
-        return self._frame("input")
-
-    def collect(self) -> Increment:
-        return self._collector()
-
-
-def _to_polars(rel: Any) -> pl.DataFrame:
-    return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
-
-
-def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
-    return value if isinstance(value, pl.DataFrame) else value.to_frame()
-
-
-#: Data-version columns of computed rows are copies of the provenance columns (and not fetched).
-_COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-
-
-def _without_copies(statement: exp.Select | None) -> exp.Select:
-    assert statement is not None
-    return select([exp.Star(except_=[col(name) for name in _COPIES])], subquery(statement.copy(), "__metaxy_result"))
-
-
-def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement (built by :func:`_without_copies`) and stream its Arrow batches into
-    one Polars frame.
-
-    The data-version columns of computed rows are copies of the provenance columns: they are not
-    transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
-    increment's memory; batches keep the Arrow side to one batch at a time.
-    """
-    reader = conn.sql(sql).to_arrow_reader()
-    chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
-    df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(names)
