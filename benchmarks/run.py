@@ -76,7 +76,7 @@ def _duckdb_store(round_dir: Path, hash_algorithm: str) -> Any:
 
 
 def _delta_store(round_dir: Path, hash_algorithm: str) -> Any:
-    from metaxy.ext.delta import DeltaMetadataStore
+    from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 
     return DeltaMetadataStore(round_dir / "lake", hash_algorithm=hash_algorithm)
 

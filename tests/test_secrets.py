@@ -29,8 +29,8 @@ import metaxy.config._model as config_model
 from metaxy._secrets import MASK, is_secret_key, mask_mapping, mask_text, register_secret
 from metaxy.config import MetaxyConfig, StoreConfig
 from metaxy.errors import BackendError, ConfigValidationError, InvalidConfigError, MetaxyWarning
-from metaxy.ext.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
 
 MX = shutil.which("mx", path=str(Path(os.sys.executable).parent))
 
@@ -143,7 +143,7 @@ def test_mx_config_print_masks_secrets_from_file_and_environment(tmp_path: Path,
             project = "p"
             store = "lake"
             [stores.lake]
-            type = "metaxy.ext.delta.DeltaMetadataStore"
+            type = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"
             [stores.lake.config]
             root_path = "s3://bucket/metaxy"
             storage_options = {{ AWS_SECRET_ACCESS_KEY = "{file_secret}", AWS_REGION = "eu-west-1" }}
@@ -186,7 +186,7 @@ def test_mx_errors_on_a_misconfigured_store_do_not_print_the_secret(tmp_path: Pa
         textwrap.dedent(
             f"""
             [stores.dev]
-            type = "metaxy.ext.delta.DeltaMetadataStore"
+            type = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"
             [stores.dev.config]
             root_path = "{tmp_path / "lake"}"
             aws_secret_access_key = "{secret}"
@@ -211,7 +211,9 @@ def test_mx_errors_on_a_misconfigured_store_do_not_print_the_secret(tmp_path: Pa
 
 def test_python_mode_dump_keeps_real_values_for_building_stores() -> None:
     secret = fresh("Py")
-    entry = StoreConfig(type="metaxy.ext.delta.DeltaMetadataStore", config={"storage_options": {"token": secret}})
+    entry = StoreConfig(
+        type="metaxy.ext.polars.handlers.delta.DeltaMetadataStore", config={"storage_options": {"token": secret}}
+    )
     assert entry.model_dump()["config"]["storage_options"]["token"] == secret
     assert entry.model_dump(mode="json")["config"]["storage_options"]["token"] == MASK
     revealed = entry.model_dump(mode="json", context={"metaxy_reveal_secrets": True})
@@ -229,7 +231,7 @@ def test_repr_and_str_of_configs_mask_secrets(tmp_path: Path) -> None:
     }
     config = MetaxyConfig(
         stores={
-            "dev": {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": options},
+            "dev": {"type": "metaxy.ext.polars.handlers.delta.DeltaMetadataStore", "config": options},
             "pg": {"type": "x.Store", "config": {"database": f"postgresql://u:{password}@h/db"}},
         }
     )
@@ -272,7 +274,7 @@ def test_get_store_validation_error_does_not_echo_a_misplaced_secret(tmp_path: P
     config = MetaxyConfig(
         stores={
             "lake": {
-                "type": "metaxy.ext.delta.DeltaMetadataStore",
+                "type": "metaxy.ext.polars.handlers.delta.DeltaMetadataStore",
                 "config": {"root_path": str(tmp_path), "aws_secret_access_key": secret},
             }
         }
@@ -289,7 +291,9 @@ def test_get_store_validation_error_does_not_echo_storage_options(tmp_path: Path
     secret = fresh("Vo")
     # root_path forgotten: pydantic's own message would echo the input, storage_options included.
     options = {"storage_options": {"AWS_SECRET_ACCESS_KEY": secret}}
-    config = MetaxyConfig(stores={"lake": {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": options}})
+    config = MetaxyConfig(
+        stores={"lake": {"type": "metaxy.ext.polars.handlers.delta.DeltaMetadataStore", "config": options}}
+    )
     with pytest.raises(InvalidConfigError) as info:
         config.get_store("lake")
     assert "`root_path`" in str(info.value) and "Field required" in str(info.value)
@@ -363,7 +367,7 @@ def test_a_real_delta_store_with_credentials_reads_and_writes(tmp_path: Path, gr
     config = MetaxyConfig(
         stores={
             "lake": {
-                "type": "metaxy.ext.delta.DeltaMetadataStore",
+                "type": "metaxy.ext.polars.handlers.delta.DeltaMetadataStore",
                 "config": {"root_path": str(tmp_path), "storage_options": {"AWS_SECRET_ACCESS_KEY": secret}},
             }
         }

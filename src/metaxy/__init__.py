@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from metaxy import _hooks
 from metaxy._version import __version__
 from metaxy.errors import (
     ExternalFeatureVersionMismatchError,
@@ -46,6 +47,7 @@ from metaxy.models import (
     graph,
 )
 from metaxy.models.fields_mapping import AllFieldsMapping, DefaultFieldsMapping
+from metaxy.models.settings import register_settings_provider as _register_settings_provider
 from metaxy.versioning.hashing import HashAlgorithm
 
 if TYPE_CHECKING:
@@ -102,6 +104,31 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def _configured_settings() -> Any:
+    from metaxy.config import MetaxyConfig
+    from metaxy.models.settings import AmbientSettings
+
+    config = MetaxyConfig.current_or_default()
+    return AmbientSettings(
+        project=config.project,
+        hash_truncation_length=config.hash_truncation_length,
+        enable_map_datatype=bool(config.enable_map_datatype),
+        auto_create_tables=bool(config.auto_create_tables),
+    )
+
+
+def _auto_sync(store: Any) -> None:
+    from metaxy.external_features import auto_sync
+
+    auto_sync(store)
+
+
+# The composition root wires the layers: configuration feeds the definitions' settings, and the
+# external-feature sync runs before store reads, without a lower layer importing a higher one.
+_register_settings_provider(_configured_settings)
+_hooks.before_store_access.append(_auto_sync)
 
 
 def experimental(obj: Any) -> Any:

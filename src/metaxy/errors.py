@@ -28,7 +28,7 @@ bad values) so code written against the published Metaxy library keeps working::
         ├── FeatureNotFoundError (KeyError)            feature absent from a store and its fallbacks
         ├── SystemDataNotFoundError (FeatureNotFoundError)  system table never pushed
         ├── TableNotFoundError (FeatureNotFoundError)  table missing and auto_create_tables is off
-        ├── FieldNotFoundError (KeyError)
+        ├── FieldNotFoundError (KeyError)              published name only, never raised
         ├── ColumnNotFoundError (KeyError)             a filter / columns= names a column the table lacks
         ├── MetadataSchemaError (ValueError)           frame lacks / mistypes a required column
         ├── DependencyError (ValueError)               upstream metadata unusable for a resolve
@@ -324,8 +324,12 @@ class TableNotFoundError(FeatureNotFoundError):
     """A table is missing and the store may not create it."""
 
 
+# Never raised: an unknown field is a ``FieldDependencyError`` (definitions) or a
+# ``MetadataSchemaError`` (frames). Kept as an importable name because the published API documents
+# ``metaxy.metadata_store.exceptions.FieldNotFoundError`` (metaxy._compat, tests/compat), so
+# ``except FieldNotFoundError`` in user code keeps working.
 class FieldNotFoundError(KeyErrorMessageMixin, MetadataStoreError, KeyError):
-    """A field is not part of a feature."""
+    """A field is not part of a feature (published name; metaxy raises more specific errors)."""
 
 
 class ColumnNotFoundError(KeyErrorMessageMixin, MetadataStoreError, KeyError):

@@ -33,6 +33,7 @@ from metaxy.errors import (
     FeatureNotFoundError,
     GraphError,
     InvalidConfigError,
+    InvalidStoredFeatureWarning,
     UnresolvedExternalFeatureWarning,
 )
 from metaxy.models.definition import FeatureDefinition
@@ -71,13 +72,23 @@ def _latest_definitions(store: MetadataStore, *, exclude_project: str | None = N
     for row in rows.iter_rows(named=True):
         if exclude_project is not None and row["project"] == exclude_project:
             continue
-        defn = FeatureDefinition.from_stored_data(
-            row["feature_spec"],
-            row["feature_schema"],
-            row["feature_class_path"],
-            row["project"],
-            source=f"store {store.name or store.display()}",
-        )
+        try:
+            defn = FeatureDefinition.from_stored_data(
+                row["feature_spec"],
+                row["feature_schema"],
+                row["feature_class_path"],
+                row["project"],
+                source=f"store {store.name or store.display()}",
+            )
+        except (ValueError, TypeError) as exc:  # bad JSON, a spec pydantic rejects, a non-string column
+            warnings.warn(
+                f"Skipping the stored definition of '{row['feature_key']}' (project {row['project']!r}) in "
+                f"{store.display()}: it cannot be read ({type(exc).__name__}: {exc}). "
+                "Hint: push the owning project again (`mx push`) with this metaxy version.",
+                InvalidStoredFeatureWarning,
+                stacklevel=3,
+            )
+            continue
         out[defn.key] = (defn, row["metaxy_feature_version"])
     return out
 
@@ -166,6 +177,7 @@ def sync_external_features(
     Warns:
         ExternalFeatureVersionMismatchWarning: versions differ in ``"warn"`` mode (one warning).
         UnresolvedExternalFeatureWarning: external stubs the store does not hold.
+        InvalidStoredFeatureWarning: a pushed definition cannot be read; it is skipped.
     """
     from metaxy.config import MetaxyConfig
 

@@ -13,15 +13,41 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import narwhals as nw
 import polars as pl
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from narwhals.typing import IntoFrame
 
-__all__ = ["collect_to_arrow", "collect_to_polars", "like_input"]
+__all__ = ["FrameLike", "collect_to_arrow", "collect_to_polars", "like_input", "to_polars_lazy"]
+
+FrameLike: TypeAlias = "IntoFrame | nw.DataFrame[Any] | nw.LazyFrame[Any]"
+"""A frame metaxy accepts: Polars, pandas, PyArrow, DuckDB ... (anything narwhals wraps), or a narwhals frame."""
+
+
+def to_polars_lazy(frame: Any) -> pl.LazyFrame:
+    """Any frame narwhals understands as a Polars LazyFrame: lazy Polars stays lazy (also behind
+    narwhals); frames of other engines are collected and converted.
+
+    This is metaxy's one "to Polars" conversion; :func:`collect_to_polars` collects its result.
+
+    Raises:
+        TypeError: ``frame`` is not a dataframe narwhals understands.
+    """
+    if isinstance(frame, pl.LazyFrame):
+        return frame
+    if isinstance(frame, pl.DataFrame):
+        return frame.lazy()
+    nw_frame = _narwhals(frame)
+    native = nw_frame.to_native()
+    if isinstance(native, pl.LazyFrame | pl.DataFrame):
+        return native.lazy()
+    if isinstance(nw_frame, nw.LazyFrame):
+        nw_frame = nw_frame.collect()
+    return nw_frame.to_polars().lazy()
 
 
 def collect_to_polars(frame: Any) -> pl.DataFrame:
@@ -32,13 +58,10 @@ def collect_to_polars(frame: Any) -> pl.DataFrame:
     """
     if isinstance(frame, pl.DataFrame):
         return frame
-    if isinstance(frame, pl.LazyFrame):
-        return frame.collect()
-    nw_frame = _narwhals(frame)
-    if isinstance(nw_frame, nw.LazyFrame):
-        nw_frame = nw_frame.collect()
-    native = nw_frame.to_native()
-    return native if isinstance(native, pl.DataFrame) else nw_frame.to_polars()
+    if isinstance(frame, nw.DataFrame):
+        native = frame.to_native()
+        return native if isinstance(native, pl.DataFrame) else frame.to_polars()
+    return to_polars_lazy(frame).collect()
 
 
 def collect_to_arrow(frame: Any) -> pa.Table:

@@ -136,7 +136,7 @@ def test_copy_between_stores_keeps_versions_and_timestamps(stored: Path) -> None
         )
     )
     assert filtered["rows_copied"] == 1
-    query = "select sid, metaxy_updated_at, metaxy_feature_version from cli__transcript order by sid"
+    query = "select sid, metaxy_updated_at::varchar, metaxy_feature_version from cli__transcript order by sid"
     with duckdb.connect(str(stored / "m.duckdb"), read_only=True) as con:
         src = con.execute(query).fetchall()
     with duckdb.connect(str(stored / "backup.duckdb"), read_only=True) as con:

@@ -179,3 +179,19 @@ def test_multi_line_messages_are_folded(capsys: pytest.CaptureFixture[str]) -> N
 
     report(InvalidConfigError(textwrap.dedent("first\n  second [x]\n")), [])
     assert capsys.readouterr().err == "Error: first; second [x]\n"
+
+
+@pytest.mark.parametrize(("theme", "styled"), [("default", True), ("plain", False)])
+def test_the_theme_setting_decides_whether_errors_are_coloured(project: Path, theme: str, styled: bool) -> None:
+    env = clean_env(project, METAXY_THEME=theme)
+    env["FORCE_COLOR"] = "1"  # colours as on a terminal, although stderr is a pipe
+    done = run_mx(project, "list", "features", "--no-such-option", env=env)
+    assert done.returncode != 0 and "no-such-option" in done.stderr
+    assert ("\x1b[31m" in done.stderr) is styled
+
+
+def test_an_unknown_theme_renders_like_the_default(project: Path) -> None:
+    env = clean_env(project, METAXY_THEME="solarized")
+    env["FORCE_COLOR"] = "1"
+    done = run_mx(project, "list", "features", "--no-such-option", env=env)
+    assert done.returncode != 0 and "\x1b[31m" in done.stderr

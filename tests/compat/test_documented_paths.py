@@ -200,3 +200,23 @@ def test_alias_modules_keep_import_metaxy_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_delta_store_has_only_its_documented_import_paths() -> None:
+    """``metaxy.ext.polars.handlers.delta`` is the Delta store's home; the other names are the
+    published aliases (``metaxy.ext.polars``, the deprecated ``metaxy.ext.metadata_stores.delta``)."""
+    import metaxy.ext
+
+    homes = {
+        "metaxy.ext.polars.handlers.delta",
+        "metaxy.ext.polars",
+        "metaxy.ext.metadata_stores",
+        "metaxy.ext.metadata_stores.delta",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for home in homes:
+            assert _load(f"{home}:DeltaMetadataStore") is _load("metaxy.metadata_store.delta:DeltaMetadataStore")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("metaxy.ext.delta")
+    assert not hasattr(metaxy.ext, "delta")

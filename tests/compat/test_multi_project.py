@@ -16,6 +16,7 @@ from metaxy.errors import (
     ExternalFeatureVersionMismatchWarning,
     FeatureNotFoundError,
     InvalidConfigError,
+    InvalidStoredFeatureWarning,
     MetaxyMissingFeatureDependency,
     UnresolvedExternalFeatureWarning,
 )
@@ -243,3 +244,20 @@ def test_two_projects_example_runs(tmp_path: Path) -> None:
     main = runpy.run_path(str(example))["main"]
     assert main(tmp_path) == {"new": 3, "after_write": 0}
     assert (tmp_path / "team_b" / "metaxy.lock").read_text().startswith(LOCK_FILE_HEADER)
+
+
+def test_an_unreadable_pushed_definition_is_skipped_with_a_warning(
+    store: DuckDBMetadataStore, config_b: MetaxyConfig, graph: mx.FeatureGraph
+) -> None:
+    import duckdb
+
+    _push_project_a(store)
+    with duckdb.connect(str(store.database)) as conn:  # a row written by a broken (or future) pusher
+        (table,) = [name for (name,) in conn.sql("SHOW TABLES").fetchall() if name.endswith("feature_versions")]
+        conn.execute(f"UPDATE \"{table}\" SET feature_spec = '{{\"key\": 5' WHERE feature_key = 'a/emb'")
+    selection = {"extra_features": [{"projects": ["proj_a"]}]}
+    with config_b.model_copy(update=selection).use(), pytest.warns(InvalidStoredFeatureWarning) as caught:
+        loaded = mx.sync_external_features(store)
+    assert [str(d.key) for d in loaded] == ["a/raw"]
+    (message,) = [str(w.message) for w in caught if w.category is InvalidStoredFeatureWarning]
+    assert "'a/emb'" in message and "proj_a" in message and message.endswith("with this metaxy version.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import subprocess
 import sys
@@ -312,8 +313,18 @@ _values = st.recursive(
 
 @given(st.dictionaries(_keys, _values, max_size=5))
 @example(data={"0\n": []})  # a bare-key regex with `$` took the trailing newline as bare
+@example(data={"a": [{"x": None, "y": 1}, None, {}], "b": {"c": {}}})  # tables in arrays, None inside
+@example(data={'k"\\\x7f': '\b\t\n\f\r\x00\x1f\x7f"\\', "\u00e9": ["\U0001f600"]})  # escapes
+@example(data={"f": [float("inf"), float("-inf"), -0.0, 1e300, 5e-324], "i": [-(2**63), 2**63 - 1]})
+@example(data={"stores": {"dev": {"type": "x.Y", "config": {"root_path": "/p", "skip": None}}}})
 def test_dumps_toml_round_trips_through_tomllib(data: dict[str, Any]) -> None:
     assert tomllib.loads(dumps_toml(data)) == _drop_none(data)
+
+
+def test_dumps_toml_writes_nan_and_refuses_objects() -> None:
+    assert math.isnan(tomllib.loads(dumps_toml({"x": float("nan")}))["x"])
+    with pytest.raises(TypeError, match="object"):
+        dumps_toml({"x": object()})
 
 
 def test_importing_config_pulls_in_no_backend_driver() -> None:

@@ -21,10 +21,11 @@ import metaxy as mx
 from metaxy.config import MetaxyConfig
 from metaxy.errors import FeatureNotFoundError, MetadataSchemaError, StoreCapabilityError
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
+from metaxy.frames import collect_to_polars
 from metaxy.metadata_store.memory import InMemoryMetadataStore
 from metaxy.metadata_store.system import SystemTableStorage
 from metaxy.models.constants import DELETED_AT, FEATURE_VERSION, PROVENANCE_BY_FIELD, UPDATED_AT
-from metaxy.testing.conformance_support import define_video_features, id_set, rows, samples, to_polars
+from metaxy.testing.conformance_support import define_video_features, id_set, rows, samples
 
 DELTA_TYPE = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"
 
@@ -145,7 +146,7 @@ def test_struct_and_timestamp_columns_round_trip(tmp_path: Path, graph: mx.Featu
     store = DeltaMetadataStore(tmp_path)
     with store.open("w"):
         store.write(vf.video, samples(["a", "b"], ["audio", "frames"]))
-        df = to_polars(store.read(vf.video))
+        df = collect_to_polars(store.read(vf.video))
     assert df.schema[PROVENANCE_BY_FIELD] == pl.Struct({"audio": pl.String, "frames": pl.String})
     assert df.schema[UPDATED_AT] == pl.Datetime("us", "UTC")
     assert df.schema[DELETED_AT] == pl.Datetime("us", "UTC")
@@ -169,7 +170,7 @@ def test_types_delta_lacks_are_stored_as_their_closest_type_and_can_be_written_a
     with store.open("w"):
         store.write(clip, frame)
         store.write(clip, frame.with_columns(note=pl.lit(None)))  # still Null-typed: takes the stored type
-        df = to_polars(store.read(clip, with_sample_history=True))
+        df = collect_to_polars(store.read(clip, with_sample_history=True))
     assert df.height == 4
     assert df.schema["label"] == pl.String
     assert df.schema["count"] == pl.Int64
@@ -223,7 +224,7 @@ def test_hard_delete_rewrites_the_table_without_the_rows(tmp_path: Path, graph: 
         assert id_set(store.read(clip, with_sample_history=True, include_soft_deleted=True)) == {"a", "c"}
         assert store.delete(clip, None, soft=False) == 2
         assert store.has_feature(clip)
-        empty = to_polars(store.read(clip))
+        empty = collect_to_polars(store.read(clip))
         assert empty.height == 0
         assert PROVENANCE_BY_FIELD in empty.columns
         store.write(clip, samples(["d"]))
@@ -354,10 +355,8 @@ hash_algorithm = "xxhash64"
     assert (tmp_path / "lake" / "media__clips__raw.delta").is_dir()
 
 
-def test_store_is_built_from_a_config_object_via_the_short_import_path(tmp_path: Path) -> None:
-    config = MetaxyConfig(
-        stores={"x": {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": {"root_path": str(tmp_path)}}}
-    )
+def test_store_is_built_from_a_config_object_via_the_documented_import_path(tmp_path: Path) -> None:
+    config = MetaxyConfig(stores={"x": {"type": DELTA_TYPE, "config": {"root_path": str(tmp_path)}}})
     store = config.get_store("x")
     assert isinstance(store, DeltaMetadataStore)
     assert store.root_path == str(tmp_path)
@@ -366,7 +365,7 @@ def test_store_is_built_from_a_config_object_via_the_short_import_path(tmp_path:
 
 def test_importing_the_store_modules_does_not_import_deltalake() -> None:
     code = (
-        "import sys, metaxy, metaxy.ext.delta, metaxy.ext.polars.handlers.delta; "
+        "import sys, metaxy, metaxy.ext.polars, metaxy.ext.polars.handlers.delta; "
         "assert 'deltalake' not in sys.modules, 'deltalake was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -421,7 +420,7 @@ def test_concurrent_writer_processes_lose_no_rows(tmp_path: Path, graph: mx.Feat
     assert [p.exitcode for p in procs] == [0] * N_WRITERS
     feature = _counter_feature()
     with DeltaMetadataStore(tmp_path) as store:
-        df = to_polars(store.read(feature, with_sample_history=True))
+        df = collect_to_polars(store.read(feature, with_sample_history=True))
     assert df.height == N_WRITERS * APPENDS_PER_WRITER
     assert df.select("writer", "seq").n_unique() == N_WRITERS * APPENDS_PER_WRITER
 
@@ -445,7 +444,7 @@ def test_hard_deletes_racing_appends_from_another_process_lose_no_appended_rows(
     writer.join(timeout=120)
     assert writer.exitcode == 0
     with store:
-        df = to_polars(store.read(feature, with_sample_history=True))
+        df = collect_to_polars(store.read(feature, with_sample_history=True))
     assert deleted == 20
     assert sorted(df.filter(pl.col("writer") == 7)["seq"].to_list()) == list(range(APPENDS_PER_WRITER))
     assert df.filter(pl.col("writer") == -1).height == 0

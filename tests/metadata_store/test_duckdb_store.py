@@ -82,7 +82,7 @@ def test_resolve_update_is_one_statement_and_only_the_increment_is_fetched(
         spy = _CountingConnection(store._conn)
         store._local.backend["conn"] = spy
         inc = store.resolve_update(transcript)
-    data = [q for q in spy.statements if not q.startswith("PRAGMA table_info")]  # catalog look-ups aside
+    data = [q for q in spy.statements if not q.upper().startswith("PRAGMA TABLE_INFO")]  # catalog look-ups aside
     assert len(data) == 1
     assert "FULL OUTER JOIN" in data[0]
     assert (len(inc.new), len(inc.stale), len(inc.orphaned)) == (0, 2, 0)

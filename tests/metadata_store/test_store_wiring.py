@@ -13,8 +13,8 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import PolarsMaterializationWarning, VersioningEngineMismatchError
-from metaxy.ext.delta import DeltaMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.metadata_store import InMemoryMetadataStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Creating table")
@@ -103,7 +103,10 @@ def test_fallback_names_need_a_config_and_resolve_through_it(tmp_path: Path, gra
             named.read(raw)
     finally:
         _model._context_config.reset(token)
-    lake = {"type": "metaxy.ext.delta.DeltaMetadataStore", "config": {"root_path": str(tmp_path / "lake")}}
+    lake = {
+        "type": "metaxy.ext.polars.handlers.delta.DeltaMetadataStore",
+        "config": {"root_path": str(tmp_path / "lake")},
+    }
     cfg = mx.MetaxyConfig(
         stores={
             "lake": lake,

@@ -217,7 +217,7 @@ test_sql_and_polars_executors_agree_part_3 = _golden(3)
 @given(sc=scenarios())
 def test_delta_store_matches_the_in_memory_store(sc: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
     """The Delta store (files on disk, Polars executor) gives the in-memory store's increments."""
-    from metaxy.ext.delta import DeltaMetadataStore
+    from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 
     warnings.simplefilter("ignore")
     with mx.FeatureGraph().use(), mx.MetaxyConfig(enable_map_datatype=sc["map"]).use():

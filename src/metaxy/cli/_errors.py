@@ -124,7 +124,7 @@ def report(exc: BaseException, argv: Sequence[str]) -> int:
         import traceback
 
         traceback.print_exception(exc, file=sys.stderr)
-    error_console().print(Text(f"Error: {message}", style="red"))
+    error_console().print(Text(f"Error: {message}", style="mx.error"))
     if wants_json(argv):
         details = getattr(exc, "details", {}) if isinstance(exc, CliError) else {}
         print(json.dumps({"error": code, "message": message, **details}, default=str))

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from rich.theme import Theme
 
 __all__ = [
     "Format",
@@ -32,14 +33,32 @@ __all__ = [
 Format = Literal["plain", "json"]
 
 
+# The styles mx uses, by meaning; ``theme`` in metaxy.toml picks one set (MetaxyConfig.theme).
+_STYLES = {"mx.error": "red", "mx.warning": "yellow", "mx.heading": "bold"}
+THEMES: dict[str, Theme] = {
+    "default": Theme(_STYLES),
+    "plain": Theme(dict.fromkeys(_STYLES, "none")),
+}
+
+
+def _theme() -> Theme:
+    from metaxy.config import MetaxyConfig
+    from metaxy.errors import InvalidConfigError
+
+    try:
+        return THEMES.get(MetaxyConfig.current_or_default().theme, THEMES["default"])
+    except InvalidConfigError:  # the configuration itself failed (e.g. METAXY_THEME): report that in colour
+        return THEMES["default"]
+
+
 def console() -> Console:
     """The stdout console: the terminal's width, 80 columns when piped (unless ``COLUMNS`` says otherwise)."""
-    return Console(highlight=False)
+    return Console(highlight=False, theme=_theme())
 
 
 def error_console() -> Console:
     """The stderr console; ``soft_wrap`` keeps a message on one line whatever the width."""
-    return Console(stderr=True, soft_wrap=True, highlight=False)
+    return Console(stderr=True, soft_wrap=True, highlight=False, theme=_theme())
 
 
 def note(message: str, *, style: str | None = None) -> None:

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         error_console().print(_usage_text(exc))
         code = EXIT_USAGE
     except KeyboardInterrupt:
-        error_console().print("Interrupted.", style="red", markup=False)
+        error_console().print("Interrupted.", style="mx.error", markup=False)
         code = EXIT_INTERRUPTED
     except SystemExit:
         raise
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_text(exc: Exception) -> Any:
     from rich.text import Text
 
-    return Text(f"Error: {one_line(str(exc))} Hint: see `mx --help` or `mx COMMAND --help`.", style="red")
+    return Text(f"Error: {one_line(str(exc))} Hint: see `mx --help` or `mx COMMAND --help`.", style="mx.error")
 
 
 if __name__ == "__main__":

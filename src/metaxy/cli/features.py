@@ -126,7 +126,7 @@ def describe_features(
         return
     out = console()
     for info in described:
-        head = Text(f"{info['key']}", style="bold")
+        head = Text(f"{info['key']}", style="mx.heading")
         head.append(Text(f"  version {info['version']}  project {info['project']}"))
         out.print(head)
         if info["description"]:

@@ -72,7 +72,7 @@ def plan(
         print_table(f"Plan ({st.display()})", ["feature", "new", "stale", "cascaded", "orphaned", "status"], rows)
         notes = [f"{f.feature}: {f.note}" for f in result.features if f.note and f.status != "root"]
         for line in notes:
-            console().print(Text(line, style="yellow"))
+            console().print(Text(line, style="mx.warning"))
     return EXIT_ERROR if assert_in_sync and result.needs_update else 0
 
 
@@ -117,7 +117,7 @@ def explain(
     out = console()
     for r in results:
         ident = ", ".join(f"{k}={v}" for k, v in r.sample.items())
-        out.print(Text(f"{r.feature} [{ident}]: {r.status}", style="bold"), soft_wrap=True)
+        out.print(Text(f"{r.feature} [{ident}]: {r.status}", style="mx.heading"), soft_wrap=True)
         for cause in r.causes:
             out.print(Text(f"  - {cause.message}"), soft_wrap=True)
         if r.stored:

@@ -43,6 +43,9 @@ CONFIG_ENV_VAR = "METAXY_CONFIG"
 """Environment variable naming the config file; it beats automatic discovery."""
 
 DEFAULT_LOCK_FILE_NAME = "metaxy.lock"
+CLI_THEMES = ("default", "plain")
+"""Themes mx knows: ``default`` colours errors, warnings and headings on a terminal; ``plain`` never
+styles. Other names are accepted (published configs may name their own) and render as ``default``."""
 
 _ENV_PREFIX = "METAXY_"
 _PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -146,7 +149,7 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
     metaxy_lock_path: str | None = Field(default=None, description="Lock file path, relative to the config file.")
     extend: str | None = Field(default=None, description="Parent config file this one extends.")
     ext: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Plugin configurations.")
-    theme: str = Field(default="default", description="CLI rendering theme.")
+    theme: str = Field(default="default", description=f"CLI rendering theme: {' or '.join(CLI_THEMES)}.")
 
     _config_file: Path | None = PrivateAttr(default=None)
 
@@ -159,7 +162,7 @@ class MetaxyConfig(SecretMaskingModel, BaseSettings):
             error = InvalidConfigError(
                 f"Invalid Metaxy configuration: {exc}. {config_context(_toml_path.get())}. "
                 "Hint: METAXY_* variables that hold lists or tables must be JSON, e.g. "
-                'METAXY_STORES__DEV__CONFIG__FALLBACK_STORES=\'["prod"]\'.'
+                "METAXY_STORES__DEV__CONFIG__FALLBACK_STORES='[\"prod\"]'."
             )
         if error is not None:
             raise error

@@ -6,18 +6,19 @@ Everything here works on plain dictionaries; validation happens in ``MetaxyConfi
   ``pyproject.toml`` with a non-empty ``[tool.metaxy]`` table.
 - :func:`read_config_file` parses one file, expands ``${VAR}`` / ``${VAR:-default}`` in every
   string and resolves the ``extend`` chain.
-- :func:`dumps_toml` renders a dictionary as TOML (the standard library only reads TOML).
+- :func:`dumps_toml` renders a dictionary as TOML with ``tomli-w`` (the standard library only reads TOML).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from metaxy.errors import InvalidConfigError
 
@@ -225,74 +226,20 @@ def _read_with_chain(path: Path, chain: list[Path], environ: Mapping[str, str] |
 
 # --- writing ---------------------------------------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
 
-
-def _quote(text: str) -> str:
-    out = []
-    for char in text:
-        if char in _ESCAPES:
-            out.append(_ESCAPES[char])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else _quote(key)  # fullmatch: `$` would accept a final "\n"
-
-
-def _inline(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return _quote(value)
+def _without_none(value: Any) -> Any:
+    """``value`` with ``None`` dropped at every depth (TOML has no null) and keys as strings."""
     if isinstance(value, Mapping):
-        items = ", ".join(f"{_key(str(k))} = {_inline(v)}" for k, v in value.items() if v is not None)
-        return "{ " + items + " }" if items else "{}"
+        return {str(k): _without_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_inline(v) for v in value if v is not None) + "]"
-    raise TypeError(f"Cannot write {type(value).__name__} value {value!r} to TOML.")
-
-
-def _is_table_array(value: Any) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, Mapping) for v in value)
-
-
-def _emit_table(lines: list[str], path: list[str], table: Mapping[str, Any], *, header: str | None) -> None:
-    scalars = [(k, v) for k, v in table.items() if v is not None and not isinstance(v, Mapping)]
-    scalars = [(k, v) for k, v in scalars if not _is_table_array(v)]
-    tables = [(k, v) for k, v in table.items() if isinstance(v, Mapping)]
-    arrays = [(k, v) for k, v in table.items() if _is_table_array(v)]
-    if header is not None and (scalars or not (tables or arrays)):
-        lines.extend(["", header] if lines else [header])
-    lines.extend(f"{_key(str(k))} = {_inline(v)}" for k, v in scalars)
-    for k, sub in tables:
-        sub_path = [*path, _key(str(k))]
-        _emit_table(lines, sub_path, sub, header=f"[{'.'.join(sub_path)}]")
-    for k, items in arrays:
-        sub_path = [*path, _key(str(k))]
-        for item in items:
-            lines.extend(["", f"[[{'.'.join(sub_path)}]]"] if lines else [f"[[{'.'.join(sub_path)}]]"])
-            _emit_table(lines, sub_path, item, header=None)
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def dumps_toml(data: Mapping[str, Any]) -> str:
-    """Render a dictionary as a TOML document.
+    """Render a dictionary as a TOML document (with ``tomli-w``).
 
-    Supports what configuration holds: strings, booleans, integers, floats, lists, nested
-    tables and arrays of tables. ``None`` values are dropped at every depth.
+    ``None`` values are dropped at every depth, since TOML has no null.
 
     Args:
         data: The document's top-level table.
@@ -301,8 +248,6 @@ def dumps_toml(data: Mapping[str, Any]) -> str:
         TOML text that ``tomllib.loads`` reads back to ``data`` (without its ``None`` values).
 
     Raises:
-        TypeError: A value of another type (e.g. a date or an arbitrary object) was found.
+        TypeError: A value TOML cannot hold (e.g. an arbitrary object) was found.
     """
-    lines: list[str] = []
-    _emit_table(lines, [], data, header=None)
-    return "\n".join(lines) + "\n" if lines else ""
+    return tomli_w.dumps(_without_none(data))

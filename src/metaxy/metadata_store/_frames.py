@@ -12,6 +12,7 @@ from typing import Any
 import narwhals as nw
 import polars as pl
 
+from metaxy import frames
 from metaxy.errors import ColumnNotFoundError, MetadataSchemaError, MetaxyWarning
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
@@ -50,24 +51,18 @@ SYSTEM_ORDER: tuple[str, ...] = (
 
 
 def to_polars_lazy(df: Any) -> pl.LazyFrame:
-    """Any narwhals-compatible frame (Polars, pandas, PyArrow, narwhals, DuckDB ...) as a Polars LazyFrame."""
-    if isinstance(df, pl.LazyFrame):
-        return df
-    if isinstance(df, pl.DataFrame):
-        return df.lazy()
+    """:func:`metaxy.frames.to_polars_lazy` for a frame handed to a store method.
+
+    Raises:
+        MetadataSchemaError: ``df`` is not a dataframe.
+    """
     try:
-        frame = nw.from_native(df)
+        return frames.to_polars_lazy(df)
     except TypeError as exc:
         raise MetadataSchemaError(
             f"Cannot use a {type(df).__name__} as a metadata frame. "
             "Hint: pass a Polars, pandas or PyArrow frame (or a narwhals / lazy frame)."
         ) from exc
-    native = frame.to_native()
-    if isinstance(native, pl.LazyFrame | pl.DataFrame):
-        return native.lazy()
-    if isinstance(frame, nw.LazyFrame):
-        frame = frame.collect()
-    return frame.to_polars().lazy()
 
 
 def coerce_filters(filters: FilterLike | Sequence[FilterLike] | None) -> list[FilterLike]:
@@ -109,7 +104,7 @@ def check_columns(
             text = f.source if isinstance(f, FilterExpression) else str(f)
             raise ColumnNotFoundError(
                 f"Filter {text!r} on {where} uses unknown column(s) {missing}. Available columns: {shown}. "
-                "Hint: column names are case-sensitive; quote names with special characters as \"My Col\".",
+                'Hint: column names are case-sensitive; quote names with special characters as "My Col".',
                 missing,
             )
     if columns is not None:

@@ -20,7 +20,6 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -30,9 +29,12 @@ import pyarrow.fs as pafs
 from polars.datatypes import DataTypeClass
 
 from metaxy.errors import BackendError, MetadataSchemaError, StoreCapabilityError
+from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
+from metaxy.versioning.polars_executor import POLARS_HASH_ALGORITHMS
 
 from .base import MetadataStore, MetadataStoreConfig
+from .contract import AppendSource, StoreCapabilities
 from .types import AccessMode
 
 if TYPE_CHECKING:
@@ -56,8 +58,6 @@ _WIDER_SIGNED: dict[Any, pl.DataType] = {
 }
 
 _T = TypeVar("_T")
-# (table uri, schema) loaded by ``_check_schema_compatible`` for the base check it delegates to.
-_SCHEMA_MEMO: ContextVar[tuple[str, pl.Schema] | None] = ContextVar("_SCHEMA_MEMO", default=None)
 
 
 class DeltaMetadataStoreConfig(MetadataStoreConfig):
@@ -92,15 +92,24 @@ class DeltaMetadataStore(MetadataStore):
 
     Example:
         >>> import tempfile
-        >>> from metaxy.ext.delta import DeltaMetadataStore
+        >>> from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
         >>> store = DeltaMetadataStore(tempfile.mkdtemp())
         >>> with store.open("w"):
         ...     store.list_features()
         []
     """
 
+    # Hashes run in Polars; every write is one Delta commit, and concurrent writers from other
+    # processes are serialised by Delta's optimistic concurrency.
+    capabilities = StoreCapabilities(
+        hash_algorithms=POLARS_HASH_ALGORITHMS,
+        map_type=True,
+        transactions=True,
+        concurrency="many_writers",
+        location=True,
+        creates_tables=True,
+    )
     config_class = DeltaMetadataStoreConfig
-    always_creates_tables = True
 
     def __init__(
         self,
@@ -151,11 +160,8 @@ class DeltaMetadataStore(MetadataStore):
             return f"{self.root_path}/{table}{_TABLE_SUFFIX}"
         return os.path.join(self.root_path, *table.split("/")) + _TABLE_SUFFIX
 
-    def list_features(self) -> list[FeatureKey]:
-        """Keys of the features that have a table in this store (system tables excluded)."""
-        self._require_open()
-        known = {self._table(k): k for k in self._graph().feature_definitions_by_key}
-        return sorted((known[t] for t in self._list_tables() if t in known), key=str)
+    def _location_uri(self, key: FeatureKey) -> str | None:
+        return self._uri(self._table(key))
 
     # --- primitives ------------------------------------------------------------------------------
     def _open_backend(self, mode: AccessMode) -> None:
@@ -197,7 +203,9 @@ class DeltaMetadataStore(MetadataStore):
             _check_data_files(dt, self._uri(table))
         return pl.scan_delta(dt)
 
-    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+    def _append(self, table: str, rows: AppendSource) -> int:
+        lf = rows.to_polars()
+
         def attempt() -> int:
             deltalake = _import_deltalake()
             dt = self._try_load(table)
@@ -216,41 +224,19 @@ class DeltaMetadataStore(MetadataStore):
 
         return self._commit(table, "append to", attempt)
 
-    def _table_schema(self, table: str) -> pl.Schema:
-        memo = _SCHEMA_MEMO.get()
-        if memo is not None and memo[0] == self._uri(table):
-            return memo[1]
-        return self._scan(table).collect_schema()
+    def _storable(self, lf: pl.LazyFrame, stored: pl.Schema | None, table: str) -> pl.LazyFrame:
+        # Delta has no unsigned, categorical or nanosecond types: the schema check before an
+        # append compares the types the table will actually hold.
+        return _delta_compatible(lf, stored, table)
 
-    def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
-        # Compare what will actually be stored: Delta has no unsigned, categorical or
-        # nanosecond types, so the frame is first mapped to the types the table will hold.
-        # The memo lets the base check reuse the schema loaded here (one Delta log read).
-        table = self._table(key)
-        stored = self._table_schema(table)
-        token = _SCHEMA_MEMO.set((self._uri(table), stored))
-        try:
-            super()._check_schema_compatible(key, _delta_compatible(lf, stored, table))
-        finally:
-            _SCHEMA_MEMO.reset(token)
+    def _delete_where(self, table: str, where: FilterExpression | None) -> int:
+        # One native Delta delete (a DataFusion predicate rendered from the filter AST): it rewrites
+        # only the files holding matching rows, in one commit that concurrent appends survive.
+        predicate = None if where is None else where.to_sql("postgres")
 
-    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
         def attempt() -> int:
-            deltalake = _import_deltalake()
-            dt = self._load(table)
-            if predicate is None:
-                metrics = dt.delete()
-                return int(metrics.get("num_deleted_rows", 0))
-            # Scan and overwrite the same snapshot: the overwrite removes only the files this
-            # snapshot holds (concurrent appends survive) and conflicts with a concurrent delete.
-            matches = predicate.fill_null(False)
-            deleted = int(pl.scan_delta(dt).filter(matches).select(pl.len()).collect().item())
-            if deleted == 0:
-                return 0
-            kept = _BatchSource(pl.scan_delta(dt).filter(~matches))
-            with kept.reraising():
-                deltalake.write_deltalake(dt, kept.reader(), mode="overwrite", **self.delta_write_options)
-            return deleted
+            metrics = self._load(table).delete(predicate)
+            return int(metrics.get("num_deleted_rows", 0))
 
         return self._commit(table, "delete from", attempt)
 

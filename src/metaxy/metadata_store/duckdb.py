@@ -7,13 +7,14 @@ import contextlib
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import polars as pl
 from pydantic import BaseModel, ConfigDict
+from sqlglot import exp
 
 from metaxy.config._checks import check_store_settings
 from metaxy.errors import (
@@ -23,15 +24,21 @@ from metaxy.errors import (
     StoreCapabilityError,
     VersioningEngineMismatchError,
 )
-from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
+from metaxy.sql import statements as st
+from metaxy.sql._build import col, lit, select, star, subquery, table
+from metaxy.sql.dialects import DuckDBDialect
+from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, ROW, ROWID, SqlDialect, SqlSource, compile_resolve, latest_sql
+from metaxy.versioning.sql_executor import RenderedResolve, rendered_resolve
 
 from . import _duckdb_hosts
+from ._duckdb_paths import check_database_path
+from ._duckdb_resolve import _DuckDBLazyIncrement, lazy_increment
 from ._frames import FilterLike
-from .base import MetadataStore, MetadataStoreConfig, _ResolveRequest
+from .base import MetadataStore, MetadataStoreConfig
+from .contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from .types import AccessMode, Increment, LazyIncrement
 
 if TYPE_CHECKING:
@@ -40,39 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["DuckDBDialect", "DuckDBMetadataStore", "DuckDBMetadataStoreConfig"]
 
 _WRITE_CHUNK_ROWS = 250_000
-
-
-class DuckDBDialect(SqlDialect):
-    name = "duckdb"
-    hash_functions = {HashAlgorithm.MD5: "md5", HashAlgorithm.SHA256: "sha256"}
-
-    def latest(
-        self,
-        table: str,
-        columns: Sequence[str],
-        id_columns: Sequence[str],
-        where: str | None,
-        *,
-        keep_deleted: bool,
-        rowid: bool = False,
-    ) -> str:
-        # A window with the full order is ~3x faster in DuckDB than arg_max over a row key, and
-        # matches the Polars executor's order exactly (NULLs last in every component).
-        q = self.quote
-        picked = [q(col) for col in columns]
-        if rowid:
-            picked.append(f"rowid AS {q(ROWID)}")
-        order = (
-            f"coalesce({q(c.DELETED_AT)}, {q(c.UPDATED_AT)}) DESC NULLS LAST, "
-            f"{q(c.DATA_VERSION)} DESC NULLS LAST, {q(c.PROVENANCE)} DESC NULLS LAST"
-        )
-        group = ", ".join(q(i) for i in id_columns)
-        keep = "" if keep_deleted else f" AND {q(c.DELETED_AT)} IS NULL"
-        return (
-            f"SELECT {', '.join(picked)} FROM {q(table)}"
-            + (f" WHERE {where}" if where else "")
-            + f" QUALIFY row_number() OVER (PARTITION BY {group} ORDER BY {order}) = 1{keep}"
-        )
 
 
 def default_memory_limit(cap_mib: int = 2048) -> str:
@@ -127,10 +101,17 @@ class DuckDBMetadataStore(MetadataStore):
         []
     """
 
-    default_hash_algorithm: ClassVar[HashAlgorithm] = HashAlgorithm.MD5
-    supported_hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = frozenset(DuckDBDialect.hash_functions)
-    native_engine: ClassVar[Any] = "sql"
-    always_creates_tables: ClassVar[bool] = False
+    capabilities = StoreCapabilities(
+        hash_algorithms=frozenset(DuckDBDialect.hash_algorithms),
+        default_hash_algorithm=HashAlgorithm.MD5,
+        native_resolve=True,
+        map_type=True,
+        transactions=True,
+        concurrency="single_writer",
+        content_digest=True,
+        location=True,
+        creates_tables=False,
+    )
     config_class = DuckDBMetadataStoreConfig
     dialect = DuckDBDialect()
 
@@ -169,8 +150,7 @@ class DuckDBMetadataStore(MetadataStore):
     def _display_target(self) -> str:
         return self.database
 
-    @property
-    def read_only(self) -> bool:
+    def _is_read_only(self) -> bool:
         """True when ``config`` sets DuckDB's ``access_mode`` to ``READ_ONLY``."""
         return str(self.duckdb_config.get("access_mode", "")).strip().lower() == "read_only"
 
@@ -216,7 +196,7 @@ class DuckDBMetadataStore(MetadataStore):
             self._setup(cursor)
             state.update(conn=cursor, gate=self._memory_gate, catalog=None)
             return
-        _check_database_path(self.database)
+        check_database_path(self.database)
         conn = _duckdb_hosts.acquire(self.database, self.duckdb_config, lock_timeout=self.lock_timeout)
         try:
             self._setup(conn)
@@ -272,8 +252,8 @@ class DuckDBMetadataStore(MetadataStore):
         self._local.backend["catalog"] = None
 
     # --- primitives -------------------------------------------------------------------------------
-    def _q(self, name: str) -> str:
-        return self.dialect.quote(name)
+    def _sql(self, statement: exp.Expression) -> str:
+        return self.dialect.render(statement)
 
     def _table_columns(self, table: str) -> tuple[str, ...] | None:
         """A table's columns (None when it does not exist), cached per open session: this process
@@ -290,9 +270,12 @@ class DuckDBMetadataStore(MetadataStore):
         if table not in catalog:
             import duckdb
 
-            name = self.dialect.literal(self._q(table))  # the pragma parses a (quoted) identifier
+            # the pragma parses its argument as a (quoted) identifier
+            pragma = exp.Pragma(
+                this=exp.Anonymous(this="table_info", expressions=[lit(self.dialect.identifier(table))])
+            )
             try:
-                rows = self.conn.execute(f"PRAGMA table_info({name})").fetchall()
+                rows = self.conn.execute(self._sql(pragma)).fetchall()
             except duckdb.CatalogException:
                 catalog[table] = None
             else:
@@ -313,12 +296,12 @@ class DuckDBMetadataStore(MetadataStore):
         return list(self._columns(table))
 
     def _table_schema(self, table: str) -> pl.Schema:
-        return self.conn.sql(f"SELECT * FROM {self._q(table)} LIMIT 0").pl().schema
+        return self.conn.sql(self._sql(select([star()], _table(table)).limit(0, copy=False))).pl().schema
 
     def _scan(self, table: str) -> pl.LazyFrame:
-        return self.conn.sql(f"SELECT * FROM {self._q(table)}").pl().lazy()
+        return self.conn.sql(self._sql(select([star()], _table(table)))).pl().lazy()
 
-    def _append(self, table: str, lf: pl.LazyFrame) -> int:
+    def _append(self, table: str, rows: AppendSource) -> int:
         """Stream the frame into the table in one transaction (batches of Arrow, never the whole
         normalised frame in memory at once); schema growth adds columns first.
 
@@ -329,6 +312,7 @@ class DuckDBMetadataStore(MetadataStore):
         import duckdb
         import pyarrow as pa
 
+        lf = rows.to_polars()
         empty = pl.DataFrame(schema=lf.collect_schema()).to_arrow()
         written = 0
         failure: list[BaseException] = []
@@ -353,23 +337,25 @@ class DuckDBMetadataStore(MetadataStore):
                 if not self._table_exists(table):
                     # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
                     # they span several row groups: create the empty table first (dropped on failure).
-                    conn.execute(f"CREATE TABLE {self._q(table)} AS SELECT * FROM {shape}")
+                    conn.execute(self._sql(st.create_table_as(table, select([star()], _table(shape)))))
                     created = True
                     self._schema_changed()
-                conn.execute("BEGIN TRANSACTION")
+                conn.begin()
                 try:
                     if not created:
                         existing = set(self._columns(table))
-                        for name, dtype, *_ in conn.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall():
-                            if name not in existing:
-                                conn.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN {self._q(name)} {dtype}")
+                        described = exp.Describe(this=select([star()], _table(shape)))
+                        for name, dtype, *_ in conn.execute(self._sql(described)).fetchall():
+                            if name not in existing:  # DuckDB's own type for the Arrow column
+                                sql_type = exp.DataType.build(dtype, dialect=self.dialect.name)
+                                conn.execute(self._sql(st.add_column(table, name, sql_type)))
                                 self._schema_changed()
-                    conn.execute(f"INSERT INTO {self._q(table)} BY NAME SELECT * FROM {src}")
-                    conn.execute("COMMIT")
+                    conn.execute(self._sql(st.insert_by_name(table, src)))
+                    conn.commit()
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    conn.rollback()
                     if created:
-                        conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+                        conn.execute(self._sql(st.drop_table(table)))
                     raise
             except BaseException as exc:
                 if failure and failure[0] is not exc:
@@ -383,12 +369,17 @@ class DuckDBMetadataStore(MetadataStore):
                 conn.unregister(shape)
         return written
 
-    def _delete_where(self, table: str, predicate: pl.Expr | None) -> int:
-        raise NotImplementedError  # hard deletes go through _hard_delete_sql (SQL predicates)
+    def _delete_where(self, table: str, where: FilterExpression | None) -> int:
+        """One ``DELETE ... WHERE`` over the raw rows (the base hands over the version condition and the
+        user's filters as one parsed filter)."""
+        condition = None if where is None else where.to_sqlglot(self.dialect.name)
+        with self._writing() as conn:
+            rows = conn.execute(self._sql(st.delete_where(table, condition))).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _drop(self, table: str) -> None:
         with self._writing() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {self._q(table)}")
+            conn.execute(self._sql(st.drop_table(table)))
             self._schema_changed()
 
     def _list_tables(self) -> list[str]:
@@ -398,61 +389,23 @@ class DuckDBMetadataStore(MetadataStore):
         return sorted(r[0] for r in rows)
 
     # --- SQL read pipeline ------------------------------------------------------------------------
-    def _filter_sql(self, base: str, filters: Sequence[FilterLike]) -> str | None:
-        """``base`` with filters applied, as SQL; None if a filter cannot run in DuckDB (Polars exprs)."""
-        sql = base
-        for f in filters:
-            if isinstance(f, str):
-                f = FilterExpression.parse(f)
-            if isinstance(f, FilterExpression):
-                sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql('duckdb')}"
-            elif isinstance(f, nw.Expr):
-                sql = nw.from_native(self.conn.sql(sql)).filter(f).to_native().sql_query()
-            else:
-                return None
-        return sql
-
-    def _read_frame(
-        self,
-        key: FeatureKey,
-        *,
-        feature_version: str | None,
-        id_columns: Sequence[str],
-        with_sample_history: bool,
-        include_soft_deleted: bool,
-        filters: Sequence[FilterLike],
-        columns: list[str] | None,
-    ) -> nw.LazyFrame[Any]:
-        table = self._table(key)
-        src = SqlSource(table, self._columns(table))
-        base = latest_sql(
+    def _read_frame(self, request: ReadRequest) -> nw.LazyFrame[Any] | None:
+        table = request.table
+        src = SqlSource(table, self._columns(table), tuple(request.filters))
+        query = st.latest_rows(
             self.dialect,
             src,
-            id_columns,
-            feature_version,
-            sample_history=with_sample_history,
-            keep_deleted=include_soft_deleted,
+            request.id_columns,
+            request.feature_version,
+            sample_history=request.with_sample_history,
+            keep_deleted=request.include_soft_deleted,
         )
-        sql = self._filter_sql(base, filters)
-        if sql is None:  # Polars expressions: evaluate them in Polars on the de-duplicated rows
-            frame = super()._read_frame(
-                key,
-                feature_version=feature_version,
-                id_columns=id_columns,
-                with_sample_history=with_sample_history,
-                include_soft_deleted=include_soft_deleted,
-                filters=filters,
-                columns=columns,
-            )
-            return frame
-        if columns is not None:
-            sql = f"SELECT {', '.join(self._q(col) for col in columns)} FROM ({sql})"
-        return nw.from_native(self.conn.sql(sql))
+        if request.columns is not None:
+            query = select([col(name) for name in request.columns], subquery(query, "__metaxy_read"))
+        return nw.from_native(self.conn.sql(self._sql(query)))
 
     # --- native resolve ---------------------------------------------------------------------------
-    def _resolve_native(
-        self, request: _ResolveRequest, *, strict: bool, lazy: bool
-    ) -> LazyIncrement | Increment | None:
+    def _resolve_native(self, request: ResolveRequest, *, strict: bool, lazy: bool) -> LazyIncrement | Increment | None:
         plan = request.plan
         reason = None
         if request.samples is not None:
@@ -473,7 +426,7 @@ class DuckDBMetadataStore(MetadataStore):
                     break
                 sources.append(SqlSource(table, self._columns(table), tuple(conds)))
         current = None
-        predicates: list[str] = []
+        predicates: list[FilterExpression] = []
         if reason is None and self._table_exists(self._table(plan.feature)) and not request.skip_comparison:
             conds = self._conditions(request.target_filters)
             preds = self._conditions(request.staleness_predicates)
@@ -481,7 +434,7 @@ class DuckDBMetadataStore(MetadataStore):
                 reason = "a target filter or staleness predicate is a Polars expression"
             else:
                 table = self._table(plan.feature)
-                used = sorted(_referenced([*request.target_filters, *request.staleness_predicates]))
+                used = sorted({name for f in [*conds, *preds] for name in f.columns})
                 current = SqlSource(table, self._columns(table), tuple(conds), tuple(used))
                 predicates = preds
         if reason is not None:
@@ -496,196 +449,69 @@ class DuckDBMetadataStore(MetadataStore):
                 stacklevel=4,
             )
             return None
-        compiled = compile_resolve(
+        rendered = rendered_resolve(
             self.dialect,
             plan,
             sources,
             current,
-            algorithm=self.hash_algorithm,
-            length=self._hash_length(),
+            algorithm=request.settings.hash_algorithm,
+            length=request.settings.hash_length,
             predicates=predicates,
-            map_mode=self._map_mode(),
+            map_mode=request.settings.map_mode,
         )
-        increment = self._lazy_increment(compiled, target=plan.feature)
+        increment = self._lazy_increment(rendered, target=plan.feature)
         return increment if lazy else increment.collect()
 
-    def _conditions(self, filters: Sequence[FilterLike]) -> list[str] | None:
-        out: list[str] = []
+    def _conditions(self, filters: Sequence[FilterLike]) -> list[FilterExpression] | None:
+        """The filters, parsed; None when one is a narwhals / Polars expression (the Polars engine
+        handles those)."""
+        out: list[FilterExpression] = []
         for f in filters:
             if isinstance(f, str):
                 f = FilterExpression.parse(f)
             if not isinstance(f, FilterExpression):
-                return None  # narwhals / Polars expressions: handled by the Polars engine
-            out.append(f.to_sql("duckdb"))
+                return None
+            out.append(f)
         return out
 
-    def _lazy_increment(self, compiled: Any, *, target: FeatureKey) -> _DuckDBLazyIncrement:
-        """Relations for each part (bound only when used) and a collector running one statement."""
-        conn = self.conn
-        q = self._q
-        exp_cols = ", ".join(q(col) for col in compiled.expected_columns)
-        names = list(compiled.expected_columns)
-        table = self._table(target)
-        if compiled.increment_sql is None:
-            # Nothing stored (or skip_comparison): all expected rows are new; orphaned is empty with
-            # the stored table's columns, or the new frame's when there is no table.
-            stored = self._columns(table) if self._table_exists(table) else None
-            empty_sql = f"SELECT * FROM ({compiled.expected_sql}) LIMIT 0"
-            orphan_sql = f"SELECT * FROM {q(table)} LIMIT 0" if stored is not None else empty_sql
-            sqls = {"new": compiled.expected_sql, "stale": empty_sql, "orphaned": orphan_sql}
+    def _lazy_increment(self, rendered: RenderedResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
+        """The lazy increment of a rendered resolve (see :func:`._duckdb_resolve.lazy_increment`)."""
+        orphan_sql = None
+        if rendered.compiled.increment is None:
+            table = self._table(target)
+            if self._table_exists(table):
+                orphan_sql = self._sql(select([star()], _table(table)).limit(0, copy=False))
+        return lazy_increment(self.conn, rendered, orphan_sql)
 
-            def collect() -> Increment:
-                new = _fetch_versioned(conn, compiled.expected_sql, names)
-                orphaned = _to_polars(conn.sql(orphan_sql)) if stored is not None else new.clear()
-                return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
+    # --- Dagster's data version and location ------------------------------------------------------
+    def _content_sums(
+        self, frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, str]]
+    ) -> tuple[int, int, int] | None:
+        import duckdb
 
-        else:
-            kind = q(KIND)
-            sqls = {
-                part: f"SELECT {exp_cols} FROM ({compiled.increment_sql}) WHERE {kind} = '{part}'"
-                for part in ("new", "stale")
-            }
-            sqls["orphaned"] = f"SELECT unnest({q(ROW)}) FROM ({compiled.increment_sql}) WHERE {kind} = 'orphaned'"
+        relation = frame.to_native()
+        if not isinstance(relation, duckdb.DuckDBPyRelation):
+            return None
+        if not columns:
+            return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
+        q = self.dialect.identifier
+        texts = {
+            "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
+            "datetime": "CAST(epoch_us({}) AS VARCHAR)",
+            "text": "CAST({} AS VARCHAR)",
+        }
+        digest = f"md5(concat_ws(chr(31), {', '.join(texts[kind].format(q(col)) for col, kind in columns)}))"
+        row = relation.aggregate(
+            f"count(*), coalesce(sum(('0x' || substr({digest}, 1, 8))::BIGINT), 0), "
+            f"coalesce(sum(('0x' || substr({digest}, 9, 8))::BIGINT), 0)"
+        ).fetchall()[0]
+        return int(row[0]), int(row[1]), int(row[2])
 
-            def collect() -> Increment:
-                df = _fetch_versioned(conn, compiled.increment_sql, [*names, ROW, KIND])
-                kinds = df.get_column(KIND)
-                new = df.filter(kinds == "new").select(names)
-                stale = df.filter(kinds == "stale").select(names)
-                row_schema = df.schema[ROW]
-                orphaned = df.filter(kinds == "orphaned").select(pl.col(ROW)).unnest(ROW)
-                if orphaned.width == 0 and isinstance(row_schema, pl.Struct):
-                    orphaned = pl.DataFrame(schema={f.name: f.dtype for f in row_schema.fields})
-                return Increment(nw.from_native(new), nw.from_native(stale), nw.from_native(orphaned))
-
-        return _DuckDBLazyIncrement(conn, sqls, compiled.expected_sql, collect)
-
-    # --- deletes ----------------------------------------------------------------------------------
-    def _hard_delete(self, table: str, filters: Sequence[FilterLike], feature_version: str | None) -> int:
-        base = f"SELECT rowid AS __metaxy_rowid, * FROM {self._q(table)}"
-        if feature_version is not None:
-            base += f" WHERE {self._q(c.FEATURE_VERSION)} = {self.dialect.literal(feature_version)}"
-        selected = self._filter_sql(base, filters)
-        if selected is None:
-            raise StoreCapabilityError(
-                "DuckDBMetadataStore hard deletes take SQL-string or narwhals filters, not Polars expressions. "
-                "Hint: pass the condition as a SQL string."
-            )
-        with self._writing() as conn:
-            rows = conn.execute(
-                f"DELETE FROM {self._q(table)} WHERE rowid IN (SELECT __metaxy_rowid FROM ({selected}))"
-            ).fetchall()
-        return int(rows[0][0]) if rows else 0
+    def _location_uri(self, key: FeatureKey) -> str | None:
+        if self.database == ":memory:":
+            return None
+        return self.database if "://" in self.database else os.path.abspath(self.database)
 
 
-#: DuckDB database files carry this magic at byte offset 8.
-_DUCKDB_MAGIC = b"DUCK"
-
-
-def _check_database_path(database: str) -> None:
-    """Refuse a path that is not (or cannot become) a DuckDB database file, before DuckDB sees it:
-    DuckDB would attach a CSV / Parquet / text file as a read-only view and writes would vanish.
-
-    Raises:
-        BackendError: naming the path and what it is.
-    """
-    path = Path(database)
-    hint = "Hint: point `database` at a DuckDB file (e.g. metadata.duckdb) or a path where one can be created."
-    if path.is_dir():
-        raise BackendError(f"DuckDB database path '{database}' is a directory. {hint}")
-    if path.exists():
-        try:
-            with path.open("rb") as fh:
-                head = fh.read(12)
-        except OSError as exc:
-            raise BackendError(f"Cannot read DuckDB database file '{database}': {exc}. {hint}") from exc
-        if head[8:12] != _DUCKDB_MAGIC:
-            what = "an empty file" if not head else f"not a DuckDB database (starts with {head[:8]!r})"
-            raise BackendError(f"DuckDB database path '{database}' exists but is {what}. {hint}")
-        return
-    parent = path.parent
-    for ancestor in (parent, *parent.parents):
-        if ancestor.exists():
-            if not ancestor.is_dir():
-                raise BackendError(
-                    f"Cannot create DuckDB database '{database}': '{ancestor}' is a file, not a directory. {hint}"
-                )
-            break
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BackendError(f"Cannot create the directory of DuckDB database '{database}': {exc}. {hint}") from exc
-
-
-def _referenced(filters: Sequence[FilterLike]) -> set[str]:
-    """Columns used by SQL-string / parsed filters."""
-    out: set[str] = set()
-    for f in filters:
-        parsed = FilterExpression.parse(f) if isinstance(f, str) else f
-        if isinstance(parsed, FilterExpression):
-            out |= set(parsed.columns)
-    return out
-
-
-class _DuckDBLazyIncrement(LazyIncrement):
-    """A lazy increment over DuckDB: each frame is a relation bound on first access, and
-    ``collect()`` runs the single combined statement once."""
-
-    _conn: Any
-    _sqls: dict[str, str]
-    _collector: Callable[[], Increment]
-    _frames: dict[str, Any]
-
-    def __init__(self, conn: Any, sqls: dict[str, str], input_sql: str, collector: Callable[[], Increment]) -> None:
-        object.__setattr__(self, "_conn", conn)
-        object.__setattr__(self, "_sqls", {**sqls, "input": input_sql})
-        object.__setattr__(self, "_collector", collector)
-        object.__setattr__(self, "_frames", {})
-
-    def _frame(self, part: str) -> Any:
-        frames = self._frames
-        if part not in frames:
-            frames[part] = nw.from_native(self._conn.sql(self._sqls[part]))
-        return frames[part]
-
-    @property
-    def new(self) -> Any:
-        return self._frame("new")
-
-    @property
-    def stale(self) -> Any:
-        return self._frame("stale")
-
-    @property
-    def orphaned(self) -> Any:
-        return self._frame("orphaned")
-
-    @property
-    def input(self) -> Any:
-        return self._frame("input")
-
-    def collect(self) -> Increment:
-        return self._collector()
-
-
-def _to_polars(rel: Any) -> pl.DataFrame:
-    return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
-
-
-def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
-    return value if isinstance(value, pl.DataFrame) else value.to_frame()
-
-
-def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement and stream its Arrow batches into one Polars frame.
-
-    The data-version columns of computed rows are copies of the provenance columns: they are not
-    transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
-    increment's memory; batches keep the Arrow side to one batch at a time.
-    """
-    q = DuckDBDialect().quote
-    copies = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-    reader = conn.sql(f"SELECT * EXCLUDE ({', '.join(q(col) for col in copies)}) FROM ({sql})").to_arrow_reader()
-    chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
-    df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in copies.items()).select(names)
+def _table(name: str) -> exp.Table:
+    return table(name)

@@ -23,13 +23,17 @@ import narwhals as nw
 import polars as pl
 
 from metaxy.errors import MetadataSchemaError
+from metaxy.frames import collect_to_polars, to_polars_lazy
 from metaxy.models import constants as c
+from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
 from metaxy.versioning.plan import ResolvePlan, compile_plan
 from metaxy.versioning.polars_executor import sample_hash_expr
 from metaxy.versioning.representation import structs_from_maps
 
-from ._frames import TIMESTAMP, FilterLike, check_columns, coerce_filters, to_polars_lazy
+from ._frames import TIMESTAMP, FilterLike, check_columns, coerce_filters
+from .contract import AppendSource, ReadRequest, scan_to_polars
+from .filters import require_parsed
 from .types import FAILURE_COLUMNS, Increment, LazyIncrement
 
 if TYPE_CHECKING:
@@ -107,7 +111,7 @@ class FailureQuarantine:
         )
         if rows.height == 0:
             return 0
-        return self._as_store._append(self._as_store._table(failures_key(key)), rows.lazy())
+        return self._as_store._append(self._as_store._table(failures_key(key)), AppendSource(rows.lazy()))
 
     def reset_failures(self, feature: Any, filters: FilterLike | Sequence[FilterLike] | None = None) -> int:
         """Clear recorded failures of ``feature`` (all, or those matching every filter), so the next
@@ -133,10 +137,11 @@ class FailureQuarantine:
         parsed = coerce_filters(filters)
         check_columns(f"the failures of '{key}'", self._as_store._column_names(table), filters=parsed)
         if not parsed:
-            count = int(self._as_store._scan(table).select(pl.len()).collect().item())
+            count = int(scan_to_polars(self._as_store._scan(table)).select(pl.len()).collect().item())
             self._as_store._drop(table)  # no table: resolves skip the quarantine entirely
             return count
-        return self._as_store._hard_delete(table, parsed, None)
+        where = require_parsed(self._as_store._parse_filters(table, parsed), f"Resetting failures of '{key}'")
+        return self._as_store._delete_where(table, FilterExpression.all_of(where))
 
     def read_failures(self, feature: Any, *, current: bool = False) -> pl.DataFrame:
         """The recorded failures of ``feature``, latest per sample, newest first.
@@ -157,7 +162,7 @@ class FailureQuarantine:
         table = self._as_store._table(failures_key(key))
         if not self._as_store._table_exists(table):
             return _empty_failures(self._as_store, plan)
-        rows = self._as_store._scan(table).collect()
+        rows = scan_to_polars(self._as_store._scan(table)).collect()
         if current:
             rows = rows.filter(pl.col(c.FEATURE_VERSION) == plan.feature_version)
         return _latest(rows, plan.id_columns).sort(FAILED_AT, descending=True)
@@ -179,7 +184,7 @@ class FailureQuarantine:
         if not self._as_store._table_exists(table):
             return result
         stored = (
-            self._as_store._scan(table)
+            scan_to_polars(self._as_store._scan(table))
             .filter(pl.col(c.FEATURE_VERSION) == plan.feature_version)
             .select(*plan.id_columns, c.PROVENANCE, STORED_ERROR, STORED_ERROR_TYPE, FAILED_AT)
             .collect()
@@ -249,7 +254,8 @@ def _with_expected_provenance(store: MetadataStore, plan: ResolvePlan, frame: pl
     ids = list(plan.id_columns)
     increment = store.resolve_update(plan.feature, lazy=True, skip_comparison=True)
     expected = increment.input
-    id_types = _to_polars(expected.select(*ids).head(0)).schema
+    assert expected is not None  # a non-root resolve always carries its expected samples
+    id_types = collect_to_polars(expected.select(*ids).head(0)).schema
     try:  # the ids in the expected samples' types (e.g. Int32 given, Int64 stored)
         frame = frame.with_columns(pl.col(col).cast(id_types[col]) for col in ids)
     except pl.exceptions.InvalidOperationError as exc:
@@ -260,7 +266,7 @@ def _with_expected_provenance(store: MetadataStore, plan: ResolvePlan, frame: pl
     for col in ids:  # narrow the expected samples in the backend before anything crosses over
         values = frame.get_column(col).unique().to_list()
         expected = expected.filter(nw.col(col).is_in(values))
-    found = _to_polars(expected.select(*ids, c.PROVENANCE))
+    found = collect_to_polars(expected.select(*ids, c.PROVENANCE))
     joined = frame.join(found, on=ids, how="left", nulls_equal=False)
     unknown = joined.filter(pl.col(c.PROVENANCE).is_null())
     if unknown.height:
@@ -296,21 +302,11 @@ def _shown(ids: pl.DataFrame) -> str:
     return ", ".join(str(r[0] if len(r) == 1 else r) for r in ids.head(5).rows())
 
 
-def _to_polars(frame: Any) -> pl.DataFrame:
-    native = frame.to_native()
-    if isinstance(native, pl.LazyFrame):
-        return native.collect()
-    if isinstance(native, pl.DataFrame):
-        return native
-    collected = frame.collect(backend="polars") if isinstance(frame, nw.LazyFrame) else frame
-    return collected.to_polars()
-
-
 def _split_eager(inc: Increment, failures: pl.DataFrame, plan: ResolvePlan) -> Increment:
     """The eager split, in Polars (an eager increment is Polars)."""
     on = [*plan.id_columns, c.PROVENANCE]
     keys = failures.select(on)
-    parts = [_to_polars(inc.new), _to_polars(inc.stale)]
+    parts = [collect_to_polars(inc.new), collect_to_polars(inc.stale)]
     failed = pl.concat([p.join(failures, on=on, how="inner", nulls_equal=False) for p in parts], how="vertical_relaxed")
     new, stale = (p.join(keys, on=on, how="anti", nulls_equal=False) for p in parts)
     return Increment(
@@ -351,16 +347,19 @@ def _split_lazy(store: MetadataStore, inc: LazyIncrement, failures: pl.DataFrame
 def _native_failures(store: MetadataStore, plan: ResolvePlan, failures: pl.DataFrame) -> Any:
     """The latest failures per (ids, provenance) as a frame of the store's native engine."""
     on = [*plan.id_columns, c.PROVENANCE]
-    frame = store._read_frame(
-        failures_key(plan.feature),
+    key = failures_key(plan.feature)
+    request = ReadRequest(
+        key=key,
+        table=store._table(key),
         feature_version=plan.feature_version,
         id_columns=plan.id_columns,
         with_sample_history=True,
         include_soft_deleted=True,
-        filters=[],
-        columns=[*on, STORED_ERROR, STORED_ERROR_TYPE, FAILED_AT],
+        filters=(),
+        columns=(*on, STORED_ERROR, STORED_ERROR_TYPE, FAILED_AT),
     )
-    if isinstance(frame.to_native(), pl.LazyFrame):  # a backend without a native reader
+    frame = store._read_frame(request)
+    if frame is None or isinstance(frame.to_native(), pl.LazyFrame):  # a backend without a native reader
         return nw.from_native(failures.lazy())
     newest = frame.group_by(on).agg(nw.col(FAILED_AT).max())
     return frame.join(newest, on=[*on, FAILED_AT], how="inner")

@@ -1,4 +1,8 @@
-"""System tables: pushed graph snapshots (``metaxy-system/feature_versions``) and their readers."""
+"""System tables: pushed graph snapshots (``metaxy-system/feature_versions``) and their readers.
+
+A client of the backend contract: it reads and appends through a store's primitives
+(``_scan``, ``_append``) and imports nothing from the public store layer above it.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from metaxy.models.graph import FeatureGraph, current_graph
 from metaxy.models.keys import FeatureKey
 
 from ._frames import TIMESTAMP
-from .base import MetadataStore
+from ._store_core import StoreCore
+from .contract import AppendSource, scan_to_polars
 
 __all__ = ["EVENTS_KEY", "FEATURE_VERSIONS_KEY", "PushResult", "SystemTableStorage"]
 
@@ -54,7 +59,7 @@ class PushResult:
 class SystemTableStorage:
     """Reads and writes a store's system tables. The store must be open (``"w"`` to push)."""
 
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(self, store: StoreCore) -> None:
         self.store = store
 
     def _rows(self) -> pl.DataFrame:
@@ -63,7 +68,7 @@ class SystemTableStorage:
         table = store._table(FEATURE_VERSIONS_KEY)
         if not store._table_exists(table):
             return FEATURE_VERSIONS_SCHEMA.to_frame()
-        return store._scan(table).collect()
+        return scan_to_polars(store._scan(table)).collect()
 
     def push_graph_snapshot(
         self, project: str | None = None, tags: dict[str, Any] | None = None, *, graph: FeatureGraph | None = None
@@ -108,9 +113,8 @@ class SystemTableStorage:
                 }
                 for k in wanted
             ]
-            self.store._append(
-                self.store._table(FEATURE_VERSIONS_KEY), pl.DataFrame(rows, schema=FEATURE_VERSIONS_SCHEMA).lazy()
-            )
+            frame = pl.DataFrame(rows, schema=FEATURE_VERSIONS_SCHEMA).lazy()
+            self.store._append(self.store._table(FEATURE_VERSIONS_KEY), AppendSource(frame))
         return PushResult(version, already, wanted if already else [])
 
     def read_graph_snapshots(self, project: str | None = None) -> pl.DataFrame:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import narwhals as nw
 import polars as pl
 
+from metaxy.frames import collect_to_polars, to_polars_lazy
+
 __all__ = ["FAILURE_COLUMNS", "AccessMode", "Increment", "LazyIncrement", "PolarsIncrement", "PolarsLazyIncrement"]
 
 AccessMode = Literal["r", "w"]
@@ -68,7 +70,7 @@ class Increment:
             object.__setattr__(self, "failed", _empty_failed(self.new))
 
     def to_polars(self) -> PolarsIncrement:
-        return PolarsIncrement(*(_to_polars(f) for f in (self.new, self.stale, self.orphaned, self.failed)))
+        return PolarsIncrement(*(collect_to_polars(f) for f in (self.new, self.stale, self.orphaned, self.failed)))
 
     @property
     def is_empty(self) -> bool:
@@ -118,15 +120,10 @@ class LazyIncrement:
         return Increment(*(f.collect() for f in (self.new, self.stale, self.orphaned, self.failed)))
 
     def to_polars(self) -> PolarsLazyIncrement:
-        def lazy(f: nw.LazyFrame[Any] | None) -> pl.LazyFrame | None:
-            if f is None:
-                return None
-            native = f.to_native()
-            return native if isinstance(native, pl.LazyFrame) else f.collect().to_polars().lazy()
-
-        new, stale, orphaned, failed = (lazy(f) for f in (self.new, self.stale, self.orphaned, self.failed))
-        assert new is not None and stale is not None and orphaned is not None and failed is not None
-        return PolarsLazyIncrement(new, stale, orphaned, lazy(self.input), failed)
+        new, stale, orphaned, failed = (to_polars_lazy(f) for f in (self.new, self.stale, self.orphaned, self.failed))
+        return PolarsLazyIncrement(
+            new, stale, orphaned, None if self.input is None else to_polars_lazy(self.input), failed
+        )
 
 
 class _Unset:
@@ -163,8 +160,3 @@ def _empty_failed(new: Any) -> Any:
         "metaxy_failed_at": nw.Datetime("us", "UTC"),
     }
     return new.head(0).with_columns(nw.lit(None, dtype=dt).alias(n) for n, dt in nw_dtypes.items())
-
-
-def _to_polars(frame: nw.DataFrame[Any]) -> pl.DataFrame:
-    native = frame.to_native()
-    return native if isinstance(native, pl.DataFrame) else frame.to_polars()

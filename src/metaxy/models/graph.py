@@ -471,9 +471,9 @@ class FeatureGraph:
 
 
 def _configured_project() -> str | None:
-    from metaxy.config import MetaxyConfig
+    from metaxy.models.settings import current_settings
 
-    return MetaxyConfig.current_or_default().project
+    return current_settings().project
 
 
 _active_graph: ContextVar[FeatureGraph | None] = ContextVar("metaxy_active_graph", default=None)

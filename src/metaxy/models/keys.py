@@ -18,6 +18,10 @@ from metaxy.errors import KeyValidationError
 if TYPE_CHECKING:
     from typing import Self
 
+    from metaxy.models.definition import FeatureDefinition
+    from metaxy.models.feature import BaseFeature
+    from metaxy.models.feature_spec import FeatureSpec
+
 __all__ = [
     "CoercibleToFeatureKey",
     "CoercibleToFieldKey",
@@ -275,9 +279,12 @@ class FQFieldKey:
         return (FQFieldKey, (self.feature, self.field))
 
 
-CoercibleToFeatureKey: TypeAlias = "str | Sequence[str] | FeatureKey | Any"
+CoercibleToFeatureKey: TypeAlias = (
+    "str | Sequence[str] | FeatureKey | type[BaseFeature] | FeatureSpec | FeatureDefinition"
+)
 """Anything ``coerce_to_feature_key`` accepts: a string, parts, a key, a feature class, spec or definition."""
 CoercibleToFieldKey: TypeAlias = "str | Sequence[str] | FieldKey"
+"""Anything ``coerce_to_field_key`` accepts: a string, parts or a key."""
 
 
 def coerce_to_feature_key(value: Any) -> FeatureKey:

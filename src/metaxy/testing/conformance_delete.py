@@ -7,6 +7,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import FeatureNotFoundError
+from metaxy.frames import collect_to_polars
 from metaxy.testing.conformance_support import (
     CREATED_AT,
     DELETED_AT,
@@ -17,7 +18,6 @@ from metaxy.testing.conformance_support import (
     id_set,
     rows,
     samples,
-    to_polars,
 )
 
 __all__ = ["DeleteConformance"]
@@ -135,7 +135,7 @@ class DeleteConformance(ConformanceBase):
                 store.write(clip_v2, samples(["new"], x=[2]))
                 store.delete(clip_v2, None, soft=False)
                 # The table still exists (and holds the old version): reads give an empty frame.
-                assert to_polars(store.read(clip_v2)).height == 0
+                assert collect_to_polars(store.read(clip_v2)).height == 0
                 assert store.has_feature(clip_v2) is True
                 assert [r["sample_id"] for r in _all_rows(store, clip_v2)] == ["old"]
                 store.delete(clip_v2, None, soft=False, with_feature_history=True)
@@ -205,5 +205,5 @@ class DeleteConformance(ConformanceBase):
                 result = target.copy_metadata(source, features=[clip_v2])
                 assert result == {"features_copied": 1, "rows_copied": 1}
                 copied = rows(target.read(clip_v2, with_feature_history=True), ["sample_id", FEATURE_VERSION])
-                assert to_polars(target.read(clip_v2)).height == 0
+                assert collect_to_polars(target.read(clip_v2)).height == 0
         assert copied == [{"sample_id": "a", FEATURE_VERSION: clip_v1.feature_version()}]

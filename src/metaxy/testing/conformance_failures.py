@@ -11,6 +11,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import ColumnNotFoundError, MetadataSchemaError
+from metaxy.frames import collect_to_polars as to_polars
 from metaxy.metadata_store.types import FAILURE_COLUMNS
 from metaxy.testing.conformance_support import (
     DATA_VERSION,
@@ -25,7 +26,6 @@ from metaxy.testing.conformance_support import (
     define_video_features,
     id_set,
     samples,
-    to_polars,
 )
 from metaxy.versioning.hashing import hash_string
 

@@ -13,6 +13,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import ColumnCollisionError, FeatureNotFoundError, InvalidRenameError
+from metaxy.frames import collect_to_polars
 from metaxy.testing.conformance_support import (
     DATA_VERSION,
     DATA_VERSION_BY_FIELD,
@@ -24,7 +25,6 @@ from metaxy.testing.conformance_support import (
     id_set,
     rows,
     samples,
-    to_polars,
 )
 from metaxy.versioning.hashing import hash_string
 
@@ -147,7 +147,7 @@ class LineageConformance(ConformanceBase):
             # Written out of id order: the aggregation orders members by the upstream id.
             store.write(frame, frames(["f2", "f1", "f3"], ["g1", "g1", "g2"]))
             inc = store.resolve_update(summary)
-            new = to_polars(inc.new)
+            new = collect_to_polars(inc.new)
             assert sorted(new.get_column("group_id").to_list()) == ["g1", "g1", "g2"]
             for r in rows(new):
                 members = ["f1", "f2"] if r["group_id"] == "g1" else ["f3"]
@@ -167,7 +167,7 @@ class LineageConformance(ConformanceBase):
             )
             store.write(frame, f2)
             inc = store.resolve_update(summary)
-            stale = to_polars(inc.stale)
+            stale = collect_to_polars(inc.stale)
             assert sorted(stale.get_column("group_id").to_list()) == ["g1", "g1"]
             assert len(inc.new) == 0
             for r in rows(stale):
@@ -179,7 +179,7 @@ class LineageConformance(ConformanceBase):
             # A new member changes its group's provenance.
             store.write(frame, frames(["f4"], ["g2"]))
             inc = store.resolve_update(summary)
-        assert sorted(to_polars(inc.stale).get_column("group_id").to_list()) == ["g2", "g2"]
+        assert sorted(collect_to_polars(inc.stale).get_column("group_id").to_list()) == ["g2", "g2"]
         assert len(inc.orphaned) == 0
 
     # --- expansion (§9.7) --------------------------------------------------------------------------
@@ -195,7 +195,7 @@ class LineageConformance(ConformanceBase):
         algo = store.hash_algorithm
 
         def children(parents: Any) -> pl.DataFrame:
-            parent_rows = to_polars(parents).select("video_id", *_KEEP)
+            parent_rows = collect_to_polars(parents).select("video_id", *_KEEP)
             return pl.concat([parent_rows.with_columns(pl.lit(i).alias("chunk_id")) for i in range(2)])
 
         with store.open("w"):
@@ -288,7 +288,7 @@ class LineageConformance(ConformanceBase):
         with store.open("w"):
             store.write(up, samples(["a"], path=["a.mp4"], size=[10]))
             columns = {
-                name: set(to_polars(store.resolve_update(f).new).columns)
+                name: set(collect_to_polars(store.resolve_update(f).new).columns)
                 for name, f in (("every", every), ("nothing", nothing), ("some", some), ("renamed", renamed))
             }
             (renamed_row,) = rows(store.resolve_update(renamed).new)

@@ -10,6 +10,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import FeatureNotFoundError
+from metaxy.frames import collect_to_polars
 from metaxy.testing.conformance_support import (
     CREATED_AT,
     DATA_VERSION,
@@ -23,7 +24,6 @@ from metaxy.testing.conformance_support import (
     id_set,
     rows,
     samples,
-    to_polars,
 )
 
 __all__ = ["ReadConformance"]
@@ -62,7 +62,7 @@ class ReadConformance(ConformanceBase):
         with store.open("w"):
             store.write(clip, samples(["a", "b"], x=[1, 1]))
             store.write(clip, samples(["a"], x=[2], tag="v2"))
-            frame = to_polars(store.read(clip))
+            frame = collect_to_polars(store.read(clip))
         assert frame.height == 2
         assert _x_by_id(frame) == {"a": 2, "b": 1}
 
@@ -185,7 +185,7 @@ class ReadConformance(ConformanceBase):
         with mx.FeatureGraph().use():
             clip_v2 = _clip("2")
             with store:
-                frame = to_polars(store.read(clip_v2))
+                frame = collect_to_polars(store.read(clip_v2))
         assert frame.height == 0
         assert {"sample_id", "x", PROVENANCE_BY_FIELD} <= set(frame.columns)
 
@@ -196,7 +196,7 @@ class ReadConformance(ConformanceBase):
         store = store_factory()
         with store.open("w"):
             store.write(clip, samples(["a"], x=[1]))
-            frame = to_polars(store.read(clip, columns=["x", "sample_id"]))
+            frame = collect_to_polars(store.read(clip, columns=["x", "sample_id"]))
         assert frame.columns == ["x", "sample_id"]
         assert frame.to_dicts() == [{"x": 1, "sample_id": "a"}]
 

@@ -17,6 +17,7 @@ from metaxy.errors import (
     RootFeatureError,
     StoreCapabilityError,
 )
+from metaxy.frames import collect_to_polars
 from metaxy.metadata_store.types import Increment, LazyIncrement
 from metaxy.testing.conformance_support import (
     CREATED_AT,
@@ -36,7 +37,6 @@ from metaxy.testing.conformance_support import (
     rows,
     sample_provenance,
     samples,
-    to_polars,
 )
 from metaxy.versioning.hashing import HashAlgorithm, hash_string
 
@@ -94,7 +94,7 @@ class ResolveConformance(ConformanceBase):
         assert len(inc.new) == 3
         assert len(inc.stale) == 0
         assert len(inc.orphaned) == 0
-        columns = set(to_polars(inc.new).columns)
+        columns = set(collect_to_polars(inc.new).columns)
         assert {"sample_id", *_VERSIONING} <= columns
         assert not columns & {FEATURE_VERSION, PROJECT_VERSION, CREATED_AT, UPDATED_AT}
         algo = store.hash_algorithm
@@ -281,7 +281,7 @@ class ResolveConformance(ConformanceBase):
 
     def _with_quality(self, store: Any) -> VideoFeatures:
         vf = _setup(store, ("a", "b", "c", "d"))
-        new = to_polars(store.resolve_update(vf.transcript, filters={vf.video: ["sample_id != 'd'"]}).new)
+        new = collect_to_polars(store.resolve_update(vf.transcript, filters={vf.video: ["sample_id != 'd'"]}).new)
         quality = {"a": 0.1, "b": 0.9, "c": 0.2}
         store.write(vf.transcript, new.with_columns(pl.col("sample_id").replace_strict(quality).alias("quality")))
         store.write(vf.video, _video_frame(["c"], audio_tag="v2"))  # "c" is stale by provenance too

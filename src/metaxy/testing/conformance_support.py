@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import narwhals as nw
 import polars as pl
 import pytest
 
 import metaxy as mx
 from metaxy.errors import FeatureNotFoundError
+from metaxy.frames import collect_to_polars
 from metaxy.models.constants import (
     CREATED_AT,
     DATA_VERSION,
@@ -53,7 +53,6 @@ __all__ = [
     "sample_provenance",
     "samples",
     "store_contents",
-    "to_polars",
     "video_contents",
 ]
 
@@ -115,26 +114,13 @@ def samples(
     return pl.DataFrame(data, schema_overrides={PROVENANCE_BY_FIELD: pl.Struct(dict.fromkeys(fields, pl.String))})
 
 
-def to_polars(frame: Any) -> pl.DataFrame:
-    """Collect any frame the store returns (narwhals lazy/eager, Polars) into a Polars DataFrame."""
-    if isinstance(frame, nw.LazyFrame):
-        frame = frame.collect()
-    if isinstance(frame, nw.DataFrame):
-        return frame.to_polars()
-    if isinstance(frame, pl.LazyFrame):
-        return frame.collect()
-    if isinstance(frame, pl.DataFrame):
-        return frame
-    return nw.from_native(frame).lazy().collect().to_polars()
-
-
 def _row_key(row: Mapping[str, Any]) -> str:
     return repr(sorted(row.items(), key=lambda kv: kv[0]))
 
 
 def rows(frame: Any, columns: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The rows of ``frame`` as dicts (restricted to ``columns``), in a canonical order."""
-    df = to_polars(frame)
+    df = collect_to_polars(frame)
     if columns is not None:
         df = df.select(list(columns))
     out = [{k: as_mapping(v) if k.endswith("_by_field") else v for k, v in r.items()} for r in df.to_dicts()]
@@ -143,7 +129,7 @@ def rows(frame: Any, columns: Iterable[str] | None = None) -> list[dict[str, Any
 
 def id_set(frame: Any, column: str = "sample_id") -> set[Any]:
     """The distinct values of ``column``."""
-    return set(to_polars(frame).get_column(column).to_list())
+    return set(collect_to_polars(frame).get_column(column).to_list())
 
 
 def as_mapping(value: Any) -> Any:

@@ -6,6 +6,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import FeatureNotFoundError, SystemDataNotFoundError
+from metaxy.frames import collect_to_polars
 from metaxy.metadata_store import SystemTableStorage
 from metaxy.testing.conformance_support import (
     FEATURE_VERSION,
@@ -13,7 +14,6 @@ from metaxy.testing.conformance_support import (
     ConformanceBase,
     StoreFactory,
     define_video_features,
-    to_polars,
 )
 
 __all__ = ["SystemTablesConformance"]
@@ -29,8 +29,8 @@ class SystemTablesConformance(ConformanceBase):
             storage = SystemTableStorage(store)
             first = storage.push_graph_snapshot()
             second = storage.push_graph_snapshot()
-            snapshots = to_polars(storage.read_graph_snapshots())
-            features = to_polars(storage.read_features(current=True))
+            snapshots = collect_to_polars(storage.read_graph_snapshots())
+            features = collect_to_polars(storage.read_features(current=True))
         assert first.project_version == graph.project_version
         assert first.already_pushed is False
         assert second.project_version == graph.project_version
@@ -55,7 +55,7 @@ class SystemTablesConformance(ConformanceBase):
             define_video_features(transcript_code_version="2")
             with store.open("w"):
                 result = SystemTableStorage(store).push_graph_snapshot()
-                snapshots = to_polars(SystemTableStorage(store).read_graph_snapshots())
+                snapshots = collect_to_polars(SystemTableStorage(store).read_graph_snapshots())
         assert result.already_pushed is False
         assert result.project_version == bumped.project_version != graph.project_version
         assert snapshots.get_column(PROJECT_VERSION).to_list() == [bumped.project_version, graph.project_version]

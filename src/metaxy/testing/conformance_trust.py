@@ -25,6 +25,7 @@ from metaxy.errors import (
     MetadataSchemaError,
     StoreNotOpenError,
 )
+from metaxy.frames import collect_to_polars
 from metaxy.testing.conformance_support import (
     PROVENANCE,
     PROVENANCE_BY_FIELD,
@@ -34,7 +35,6 @@ from metaxy.testing.conformance_support import (
     define_video_features,
     id_set,
     samples,
-    to_polars,
     video_contents,
 )
 
@@ -54,7 +54,6 @@ def _raising(frame: pl.DataFrame) -> pl.LazyFrame:
         raise UserFrameError("the decoder crashed")
 
     return frame.lazy().with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
-
 
 
 def _twin(store: Any) -> Any:
@@ -180,7 +179,7 @@ class TrustConformance(ConformanceBase):
         with store.open("w"):
             store.write(vf.video, frame)
             store.write(vf.video, frame)
-            stored = to_polars(store.read(vf.video, with_sample_history=True)).sort("sample_id")
+            stored = collect_to_polars(store.read(vf.video, with_sample_history=True)).sort("sample_id")
         assert stored.height == 4
         values = stored.get_column("extra")
         if kind == "zoned-datetime":  # the same instants, in UTC
@@ -246,8 +245,8 @@ class TrustConformance(ConformanceBase):
             store.write(vf.transcript, store.resolve_update(vf.transcript).new)
             # "a" written twice in one frame, with two different audio versions
             store.write(vf.video, pl.concat([samples(["a"], _FIELDS, tag="v2"), samples(["a"], _FIELDS, tag="v3")]))
-            assert to_polars(store.read(vf.video)).get_column("sample_id").sort().to_list() == ["a", "b"]
-            stale = to_polars(store.resolve_update(vf.transcript).stale)
+            assert collect_to_polars(store.read(vf.video)).get_column("sample_id").sort().to_list() == ["a", "b"]
+            stale = collect_to_polars(store.resolve_update(vf.transcript).stale)
         assert stale.get_column("sample_id").to_list() == ["a"]
 
     # --- 6. typed errors for everyday mistakes ----------------------------------------------------

@@ -78,7 +78,6 @@ def _populated(store: Any) -> VideoFeatures:
     return vf
 
 
-
 class ValidationConformance(ConformanceBase):
     @pytest.mark.parametrize("case", sorted(_BAD_FRAMES))
     def test_bad_frame_is_rejected_before_writing(

@@ -13,6 +13,7 @@ import pytest
 
 import metaxy as mx
 from metaxy.errors import MetadataSchemaError, MetaxyWarning
+from metaxy.frames import collect_to_polars
 from metaxy.testing.conformance_support import (
     CREATED_AT,
     DATA_VERSION,
@@ -30,7 +31,6 @@ from metaxy.testing.conformance_support import (
     rows,
     sample_provenance,
     samples,
-    to_polars,
 )
 
 __all__ = ["WriteConformance"]
@@ -182,7 +182,7 @@ class WriteConformance(ConformanceBase):
         with store.open("w"):
             for x in range(4):
                 store.write(clip, samples(["a"], _FIELDS, x=[x]))
-            history = to_polars(store.read(clip, with_sample_history=True)).sort("x")
+            history = collect_to_polars(store.read(clip, with_sample_history=True)).sort("x")
         stamps = history.get_column(UPDATED_AT).to_list()
         assert all(earlier < later for earlier, later in pairwise(stamps))
 

@@ -13,21 +13,35 @@ DEFAULT_TRUNCATION_LENGTH = 8
 
 class HashAlgorithm(StrEnum):
     """Row-level hash algorithms. md5/sha256 render as lower-case hex; xxhash32/xxhash64/wyhash as
-    the unsigned integer in decimal (seed 0); farmhash as a signed int64 in decimal."""
+    the unsigned integer in decimal (seed 0).
+
+    Only algorithms some store computes are members: the published ``farmhash`` is not (no
+    backend computes it; docs/differences.md). An unknown name raises
+    :class:`~metaxy.errors.HashAlgorithmNotSupportedError` (a ``ValueError``).
+    """
 
     XXHASH64 = "xxhash64"
     XXHASH32 = "xxhash32"
     WYHASH = "wyhash"
     SHA256 = "sha256"
     MD5 = "md5"
-    FARMHASH = "farmhash"
+
+    @classmethod
+    def _missing_(cls, value: object) -> HashAlgorithm:
+        from metaxy.errors import HashAlgorithmNotSupportedError
+
+        raise HashAlgorithmNotSupportedError(
+            f"Hash algorithm {value!r} is not supported. Supported: {', '.join(m.value for m in cls)}. "
+            "Hint: set hash_algorithm to one of them (md5, the default, works on every store)."
+        )
 
 
 def truncation_length() -> int:
-    """The configured hash prefix length (``MetaxyConfig.hash_truncation_length``, default 8)."""
-    from metaxy.config import MetaxyConfig
+    """The configured hash prefix length (``hash_truncation_length``, default 8), as provided by the
+    configuration layer (see :mod:`metaxy.models.settings`)."""
+    from metaxy.models.settings import current_settings
 
-    return MetaxyConfig.current_or_default().hash_truncation_length
+    return current_settings().hash_truncation_length
 
 
 def sha256_hex(parts: Iterable[str], length: int | None = None) -> str:

@@ -22,9 +22,9 @@ BY_FIELD_COLUMNS = (c.PROVENANCE_BY_FIELD, c.DATA_VERSION_BY_FIELD)
 
 def map_mode() -> bool:
     """Whether the active configuration asks for Map-typed ``*_by_field`` columns."""
-    from metaxy.config import MetaxyConfig
+    from metaxy.models.settings import current_settings
 
-    return bool(MetaxyConfig.current_or_default().enable_map_datatype)
+    return current_settings().enable_map_datatype
 
 
 def is_map(dtype: Any) -> bool:

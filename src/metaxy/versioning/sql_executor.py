@@ -1,127 +1,72 @@
-"""The SQL executor: compiles a :class:`ResolvePlan` into **one** SQL statement.
+"""The SQL executor: compiles a :class:`ResolvePlan` into **one** SQL statement, as a sqlglot tree.
 
 The statement de-duplicates every upstream to its latest rows, prepares it exactly as the Polars
 executor does (drops, renames, filters, select, aggregation), joins, hashes the ``|``-joined
 provenance strings with ``concat_ws``, and FULL OUTER JOINs the result with the stored rows, so
-``new``, ``stale`` and ``orphaned`` come out of a single pass, tagged by a kind column.
+``new``, ``stale`` and ``orphaned`` come out of a single pass, tagged by the :data:`KIND` column.
+Orphaned rows carry their stored columns as ``__metaxy_o<i>`` (``i`` = position in
+:attr:`CompiledResolve.stored_columns`): fetched back through the row identity where the dialect
+has one (only the comparison's columns go through the de-duplication), carried through the
+comparison otherwise.
 
-Everything backend-specific (quoting, hashing, struct building, latest-row selection) lives in a
-small :class:`SqlDialect`; the executor itself never names a database.
+Everything engine-specific (latest-row selection, hashing, struct/map building, row identity)
+comes from a :class:`~metaxy.sql.dialects.SqlDialect`; the executor never names a database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from metaxy.errors import HashAlgorithmNotSupportedError
+from sqlglot import exp
+
 from metaxy.models import constants as c
+from metaxy.models.filter_expression import FilterExpression
+from metaxy.sql._build import alias, and_all, asc, col, desc, lit, or_all, select, star, subquery, table
+from metaxy.sql.dialects import SqlDialect
+from metaxy.sql.statements import ROWID, SqlSource, filter_condition, latest_rows
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
 
-__all__ = ["KIND", "ROW", "CompiledResolve", "SqlDialect", "SqlSource", "compile_resolve", "latest_sql"]
+__all__ = ["KIND", "CompiledResolve", "RenderedResolve", "compile_resolve", "orphan_column", "rendered_resolve"]
 
 KIND = "__metaxy_kind"
-ROW = "__metaxy_row"
-ROWID = "__metaxy_rowid"
 _E_MARK = "__metaxy_e"
 _C_MARK = "__metaxy_c"
 _STORED_PROV = "__metaxy_stored_provenance"
 _PRED = "__metaxy_predicate"
 
-
-class SqlDialect:
-    """The few SQL fragments that differ between databases. Subclass per backend."""
-
-    name = "ansi"
-    hash_functions: dict[HashAlgorithm, str] = {}
-
-    def quote(self, name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    def literal(self, value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
-
-    def hash(self, expr: str, algorithm: HashAlgorithm, length: int) -> str:
-        fn = self.hash_functions.get(algorithm)
-        if fn is None:
-            raise HashAlgorithmNotSupportedError(
-                f"The {self.name} SQL engine cannot compute '{algorithm.value}'. "
-                f"Hint: use one of {sorted(a.value for a in self.hash_functions)}."
-            )
-        return f"left({fn}({expr}), {length})"
-
-    def struct_pack(self, items: Sequence[tuple[str, str]]) -> str:
-        return "struct_pack(" + ", ".join(f"{self.quote(k)} := {v}" for k, v in items) + ")"
-
-    def struct_field(self, expr: str, key: str) -> str:
-        """A field of a ``*_by_field`` column: works for Struct and Map representations."""
-        return f"{expr}[{self.literal(key)}]"
-
-    def map_pack(self, items: Sequence[tuple[str, str]]) -> str:
-        return "MAP {" + ", ".join(f"{self.literal(k)}: {v}" for k, v in items) + "}"
-
-    def latest(
-        self,
-        table: str,
-        columns: Sequence[str],
-        id_columns: Sequence[str],
-        where: str | None,
-        *,
-        keep_deleted: bool,
-        rowid: bool = False,
-    ) -> str:
-        """The latest row per id (greatest ``(coalesce(deleted_at, updated_at), data_version,
-        provenance)``), dropping soft-deleted ones unless ``keep_deleted``; with ``rowid`` also the
-        physical row id of that row, as the ``ROWID`` column."""
-        raise NotImplementedError
+Part = Literal["new", "stale", "orphaned"]
 
 
-@dataclass(frozen=True)
-class SqlSource:
-    """A stored feature table as seen by the executor."""
-
-    table: str
-    columns: tuple[str, ...]  # stored column order
-    filters: tuple[str, ...] = ()  # SQL conditions on stored names, applied after de-duplication
-    referenced: tuple[str, ...] = ()  # columns the filters (and staleness predicates) use
-
-
-def latest_sql(
-    d: SqlDialect,
-    src: SqlSource,
-    id_columns: Sequence[str],
-    feature_version: str | None,
-    *,
-    sample_history: bool = False,
-    keep_deleted: bool = False,
-    output: Sequence[str] | None = None,
-    rowid: bool = False,
-) -> str:
-    """The read pipeline as SQL: version filter → latest per id → hide deleted → filters.
-
-    ``output`` limits the columns produced (default: all stored columns); filters may only use
-    output columns.
-    """
-    where = f"{d.quote(c.FEATURE_VERSION)} = {d.literal(feature_version)}" if feature_version is not None else None
-    if sample_history:
-        conds = [w for w in (where, None if keep_deleted else f"{d.quote(c.DELETED_AT)} IS NULL") if w]
-        sql = f"SELECT * FROM {d.quote(src.table)}" + (f" WHERE {' AND '.join(conds)}" if conds else "")
-    else:
-        sql = d.latest(src.table, output or src.columns, id_columns, where, keep_deleted=keep_deleted, rowid=rowid)
-    for f in src.filters:
-        sql = f"SELECT * FROM ({sql}) WHERE {f}"
-    return sql
+def orphan_column(i: int) -> str:
+    """The increment's column carrying stored column ``i`` of an orphaned row."""
+    return f"__metaxy_o{i}"
 
 
 @dataclass(frozen=True)
 class CompiledResolve:
-    """The SQL of one resolve and how to split its result."""
+    """The statements of one resolve and how to split the increment's rows."""
 
-    expected_sql: str  # the joined upstream with provenance (the increment's `input`)
+    expected: exp.Select  # the joined upstream with provenance (the increment's `input`)
     expected_columns: tuple[str, ...]
-    increment_sql: str | None  # None when there is nothing stored to compare with
-    stored_columns: tuple[str, ...]
+    increment: exp.Select | None  # None when there is nothing stored to compare with
+    stored_columns: tuple[str, ...]  # the stored table's columns (orphaned rows have these)
+
+    def part(self, kind: Part) -> exp.Select:
+        """A statement selecting one part of the increment (needs :attr:`increment`)."""
+        assert self.increment is not None
+        source = subquery(self.increment.copy(), "__metaxy_increment")
+        where = exp.EQ(this=col(KIND), expression=lit(kind))
+        items: list[exp.Expression]
+        if kind == "orphaned":
+            items = [alias(col(orphan_column(i)), name) for i, name in enumerate(self.stored_columns)]
+        else:
+            items = [col(name) for name in self.expected_columns]
+        return select(items, source, where=where)
 
 
 def compile_resolve(
@@ -132,61 +77,113 @@ def compile_resolve(
     *,
     algorithm: HashAlgorithm,
     length: int,
-    predicates: Sequence[str] = (),
+    predicates: Sequence[FilterExpression] = (),
     map_mode: bool = False,
 ) -> CompiledResolve:
-    """Compile the whole resolve of ``plan`` into SQL (see the module docs).
+    """Compile the whole resolve of ``plan`` (see the module docs).
 
-    ``map_mode`` builds the ``*_by_field`` output columns as ``MAP(VARCHAR, VARCHAR)``.
+    ``map_mode``: the ``*_by_field`` columns are Maps (stored upstream ones are read as Maps,
+    computed ones are built as Maps); Structs otherwise.
     """
-    prepared = [_prepare(d, dep, src, algorithm, length) for dep, src in zip(plan.deps, upstream, strict=True)]
-    joined_sql, joined_cols = _join(d, plan, prepared)
-    expected_sql, expected_cols = _with_provenance(d, plan, joined_sql, joined_cols, algorithm, length, map_mode)
+    prepared = [
+        _prepare(d, dep, src, algorithm, length, map_mode) for dep, src in zip(plan.deps, upstream, strict=True)
+    ]
+    joined, joined_cols = _join(plan, prepared)
+    expected, expected_cols = _with_provenance(d, plan, joined, joined_cols, algorithm, length, map_mode, prepared)
     if current is None:
-        return CompiledResolve(expected_sql, expected_cols, None, ())
-    return CompiledResolve(
-        expected_sql,
-        expected_cols,
-        _increment(d, plan, expected_sql, expected_cols, current, predicates),
-        current.columns,
+        return CompiledResolve(expected, expected_cols, None, ())
+    increment = _increment(d, plan, expected, expected_cols, current, predicates)
+    return CompiledResolve(expected, expected_cols, increment, current.columns)
+
+
+class RenderedResolve:
+    """A compiled resolve whose statements are rendered at most once each (memoised by name)."""
+
+    def __init__(self, dialect: SqlDialect, compiled: CompiledResolve) -> None:
+        self.dialect = dialect
+        self.compiled = compiled
+        self._texts: dict[str, str] = {}
+
+    def text(self, name: str, build: Callable[[CompiledResolve], exp.Expression]) -> str:
+        """The SQL of the statement ``build(compiled)``, rendered on first use under ``name``."""
+        text = self._texts.get(name)
+        if text is None:
+            text = self._texts[name] = self.dialect.render(build(self.compiled))
+        return text
+
+
+_CACHE_SIZE = 64
+_cache: OrderedDict[tuple[Any, ...], tuple[ResolvePlan, RenderedResolve]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def rendered_resolve(
+    d: SqlDialect,
+    plan: ResolvePlan,
+    upstream: Sequence[SqlSource],
+    current: SqlSource | None,
+    *,
+    algorithm: HashAlgorithm,
+    length: int,
+    predicates: Sequence[FilterExpression] = (),
+    map_mode: bool = False,
+) -> RenderedResolve:
+    """:func:`compile_resolve`, cached per plan and inputs: building and rendering the statement of
+    a wide graph costs tens of milliseconds of pure Python, and a pipeline resolves the same
+    feature with the same tables again and again. Plans are cached on their graph, so the plan
+    object identifies the graph version; the entry keeps the plan alive so its id stays unique."""
+    key = (id(plan), d.name, tuple(upstream), current, tuple(predicates), algorithm, length, map_mode)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] is plan:
+            _cache.move_to_end(key)
+            return hit[1]
+    compiled = compile_resolve(
+        d, plan, upstream, current, algorithm=algorithm, length=length, predicates=predicates, map_mode=map_mode
     )
+    rendered = RenderedResolve(d, compiled)
+    with _cache_lock:
+        _cache[key] = (plan, rendered)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return rendered
 
 
 # --- preparation -----------------------------------------------------------------------------
 
 
-def _cols(d: SqlDialect, names: Sequence[str], alias: str | None = None) -> str:
-    prefix = f"{alias}." if alias else ""
-    return ", ".join(prefix + d.quote(n) for n in names)
+@dataclass
+class _Prepared:
+    query: exp.Select
+    columns: tuple[str, ...]
+    dv_is_map: bool  # how this upstream's data-version column is read
 
 
 def _prepare(
-    d: SqlDialect, dep: DepPlan, src: SqlSource, algorithm: HashAlgorithm, length: int
-) -> tuple[str, tuple[str, ...]]:
+    d: SqlDialect, dep: DepPlan, src: SqlSource, algorithm: HashAlgorithm, length: int, map_mode: bool
+) -> _Prepared:
     dep.check_stored_columns(src.columns)
-    kept = [col for col in src.columns if col not in UPSTREAM_DROPPED]
+    kept = [name for name in src.columns if name not in UPSTREAM_DROPPED]
     # Only the data-version struct feeds the hashes: the other versioning columns of an upstream are
     # never read after the join, so they are not even de-duplicated (aggregation rebuilds them).
     unused = {c.PROVENANCE_BY_FIELD, c.PROVENANCE, c.DATA_VERSION}
-    kept = [col for col in kept if col not in unused or col in dep.rename]
-    base = latest_sql(d, src, _original_ids(dep), dep.feature_version, output=kept)
+    kept = [name for name in kept if name not in unused or name in dep.rename]
+    base = latest_rows(d, src, _original_ids(dep), dep.feature_version, output=kept)
     renames = dep.all_renames
-    cols = tuple(renames.get(col, col) for col in kept)
-    sql = (
-        "SELECT "
-        + ", ".join(f"{d.quote(col)} AS {d.quote(renames[col])}" if col in renames else d.quote(col) for col in kept)
-        + f" FROM ({base})"
-    )
-    for f in dep.filters:
-        sql = f"SELECT * FROM ({sql}) WHERE {f.to_sql(d.name)}"
+    cols = tuple(renames.get(name, name) for name in kept)
+    items = [alias(col(name), renames[name]) if name in renames else col(name) for name in kept]
+    query = select(items, subquery(base, "__metaxy_up"))
+    condition = filter_condition(d, dep.filters)
+    if condition is not None:
+        query = select([star()], subquery(query, "__metaxy_dep"), where=condition)
     if dep.select is not None:
-        wanted = [col for col in dep.select if col in cols or col not in dep.versioning_columns]
+        wanted = [name for name in dep.select if name in cols or name not in dep.versioning_columns]
         dep.check_selected(wanted, cols)
         cols = tuple(wanted)
-        sql = f"SELECT {_cols(d, cols)} FROM ({sql})"
+        query = select([col(name) for name in cols], subquery(query, "__metaxy_sel"))
     if dep.lineage.is_aggregation:
-        return _aggregate(d, dep, sql, cols, algorithm, length)
-    return sql, cols
+        return _aggregate(d, dep, query, cols, algorithm, length, map_mode)
+    return _Prepared(query, cols, map_mode)
 
 
 def _original_ids(dep: DepPlan) -> list[str]:
@@ -195,110 +192,164 @@ def _original_ids(dep: DepPlan) -> list[str]:
 
 
 def _aggregate(
-    d: SqlDialect, dep: DepPlan, sql: str, cols: tuple[str, ...], algorithm: HashAlgorithm, length: int
-) -> tuple[str, tuple[str, ...]]:
+    d: SqlDialect,
+    dep: DepPlan,
+    query: exp.Select,
+    cols: tuple[str, ...],
+    algorithm: HashAlgorithm,
+    length: int,
+    map_mode: bool,
+) -> _Prepared:
+    """Per group: each field's data versions (upstream id order) ``|``-joined and hashed; the
+    result replaces both version structs of every row of the group."""
     group = list(dep.join_columns)
-    order = ", ".join(d.quote(i) for i in dep.id_columns)
-    dv = d.quote(dep.data_version_by_field)
-    per_field = [
-        (k, d.hash(f"coalesce(string_agg({d.struct_field(dv, k)}, '|' ORDER BY {order}), '')", algorithm, length))
-        for k in dep.field_struct_keys
-    ]
-    agg_inner = (
-        f"SELECT {_cols(d, group)}, "
-        + ", ".join(f"{expr} AS {d.quote(k)}" for k, expr in per_field)
-        + f" FROM ({sql}) GROUP BY {_cols(d, group)}"
-    )
     keys = dep.field_struct_keys
-    struct = d.struct_pack([(k, f"a.{d.quote(k)}") for k in keys])
-    sample = d.hash("concat_ws('|', " + ", ".join(f"a.{d.quote(k)}" for k in keys) + ")", algorithm, length)
-    rest = [col for col in cols if col not in dep.versioning_columns]
-    on = " AND ".join(f"p.{d.quote(g)} IS NOT DISTINCT FROM a.{d.quote(g)}" for g in group)
-    out_cols = (*rest, dep.data_version_by_field, dep.data_version, dep.provenance_by_field, dep.provenance)
-    sql = (
-        f"SELECT {_cols(d, rest, 'p')}, {struct} AS {d.quote(dep.data_version_by_field)}, "
-        f"{sample} AS {d.quote(dep.data_version)}, {struct} AS {d.quote(dep.provenance_by_field)}, "
-        f"{sample} AS {d.quote(dep.provenance)} FROM ({sql}) AS p LEFT JOIN ({agg_inner}) AS a ON {on}"
+    per_field = [
+        alias(
+            d.hash(
+                exp.Coalesce(
+                    this=d.string_agg(
+                        d.by_field(col(dep.data_version_by_field), k, is_map=map_mode),
+                        "|",
+                        [col(i) for i in dep.id_columns],
+                    ),
+                    expressions=[lit("")],
+                ),
+                algorithm,
+                length,
+            ),
+            k,
+        )
+        for k in keys
+    ]
+    agg = select(
+        [*(col(g) for g in group), *per_field],
+        subquery(query.copy(), "__metaxy_rows"),
+        group_by=[col(g) for g in group],
     )
-    return sql, out_cols
+
+    def struct() -> exp.Expression:
+        return d.struct_pack([(k, col(k, "a")) for k in keys])
+
+    def sample() -> exp.Expression:
+        return d.hash(
+            exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(k, "a") for k in keys)]), algorithm, length
+        )
+
+    rest = [name for name in cols if name not in dep.versioning_columns]
+    on = and_all(exp.NullSafeEQ(this=col(g, "p"), expression=col(g, "a")) for g in group)
+    joined = select(
+        [
+            *(col(name, "p") for name in rest),
+            alias(struct(), dep.data_version_by_field),
+            alias(sample(), dep.data_version),
+            alias(struct(), dep.provenance_by_field),
+            alias(sample(), dep.provenance),
+        ],
+        subquery(query, "p"),
+    )
+    joined.append("joins", exp.Join(this=subquery(agg, "a"), side="LEFT", on=on))
+    out_cols = (*rest, dep.data_version_by_field, dep.data_version, dep.provenance_by_field, dep.provenance)
+    return _Prepared(joined, out_cols, False)
 
 
-def _join(d: SqlDialect, plan: ResolvePlan, prepared: list[tuple[str, tuple[str, ...]]]) -> tuple[str, tuple[str, ...]]:
+def _join(plan: ResolvePlan, prepared: list[_Prepared]) -> tuple[exp.Select, tuple[str, ...]]:
     keys = list(plan.join_keys)
-    plan.check_collisions([cols for _, cols in prepared])
+    plan.check_collisions([p.columns for p in prepared])
     order = sorted(range(len(plan.deps)), key=lambda i: plan.deps[i].optional)
     first = order[0]
-    select: list[str] = []
+    outer = plan.join_mode == "outer"
+    items: list[exp.Expression] = []
     out: list[str] = []
-    for col in prepared[first][1]:
-        if col in keys and plan.join_mode == "outer" and len(order) > 1:
-            select.append("coalesce(" + ", ".join(f"j{i}.{d.quote(col)}" for i in order) + f") AS {d.quote(col)}")
-        else:
-            select.append(f"j{first}.{d.quote(col)}")
-        out.append(col)
-    from_sql = f"({prepared[first][0]}) AS j{first}"
-    for i in order[1:]:
-        how = "FULL OUTER JOIN" if plan.join_mode == "outer" else ("LEFT JOIN" if plan.deps[i].optional else "JOIN")
-        if plan.join_mode == "outer":
-            on = " AND ".join(
-                "coalesce("
-                + ", ".join(f"j{p}.{d.quote(k)}" for p in order[: order.index(i)])
-                + f") = j{i}.{d.quote(k)}"
-                for k in keys
+    for name in prepared[first].columns:
+        if name in keys and outer and len(order) > 1:
+            items.append(
+                alias(
+                    exp.Coalesce(this=col(name, f"j{order[0]}"), expressions=[col(name, f"j{i}") for i in order[1:]]),
+                    name,
+                )
             )
         else:
-            on = " AND ".join(f"j{first}.{d.quote(k)} = j{i}.{d.quote(k)}" for k in keys)
-        from_sql += f" {how} ({prepared[i][0]}) AS j{i} ON {on}"
-        for col in prepared[i][1]:
-            if col not in keys:
-                select.append(f"j{i}.{d.quote(col)}")
-                out.append(col)
-    return f"SELECT {', '.join(select)} FROM {from_sql}", tuple(out)
+            items.append(col(name, f"j{first}"))
+        out.append(name)
+    query = select(items, subquery(prepared[first].query, f"j{first}"))
+    for pos, i in enumerate(order[1:], start=1):
+        if outer:
+            before = order[:pos]
+            on = and_all(
+                exp.EQ(
+                    this=exp.Coalesce(this=col(k, f"j{before[0]}"), expressions=[col(k, f"j{p}") for p in before[1:]])
+                    if len(before) > 1
+                    else col(k, f"j{before[0]}"),
+                    expression=col(k, f"j{i}"),
+                )
+                for k in keys
+            )
+            join = exp.Join(this=subquery(prepared[i].query, f"j{i}"), side="FULL", kind="OUTER", on=on)
+        else:
+            on = and_all(exp.EQ(this=col(k, f"j{first}"), expression=col(k, f"j{i}")) for k in keys)
+            side = "LEFT" if plan.deps[i].optional else None
+            join = exp.Join(this=subquery(prepared[i].query, f"j{i}"), side=side, on=on)
+        query.append("joins", join)
+        for name in prepared[i].columns:
+            if name not in keys:
+                query.append("expressions", col(name, f"j{i}"))
+                out.append(name)
+    return query, tuple(out)
 
 
 def _with_provenance(
     d: SqlDialect,
     plan: ResolvePlan,
-    sql: str,
+    joined: exp.Select,
     cols: tuple[str, ...],
     algorithm: HashAlgorithm,
     length: int,
-    map_mode: bool = False,
-) -> tuple[str, tuple[str, ...]]:
-    hashes: list[str] = []
+    map_mode: bool,
+    prepared: list[_Prepared],
+) -> tuple[exp.Select, tuple[str, ...]]:
+    hashes: list[exp.Expression] = []
     for i, f in enumerate(plan.fields):
-        parts = [d.literal(f.field), d.literal(f.code_version)]
-        required: list[str] = []
+        parts: list[exp.Expression] = [lit(f.field), lit(f.code_version)]
+        required: list[exp.Expression] = []
         for p in f.parents:
             dep = plan.deps[p.dep_index]
-            value = f"CAST({d.struct_field(d.quote(dep.data_version_by_field), p.struct_key)} AS VARCHAR)"
+            is_map = prepared[p.dep_index].dv_is_map
+
+            def value() -> exp.Expression:
+                return d.text(d.by_field(col(dep.data_version_by_field), p.struct_key, is_map=is_map))  # noqa: B023
+
             if dep.optional:
-                value = f"coalesce({value}, '')"
+                parts += [lit(p.fq), exp.Coalesce(this=value(), expressions=[lit("")])]
             else:
-                required.append(value)
-            parts += [d.literal(p.fq), value]
-        text = f"concat_ws('|', {', '.join(parts)})"
+                parts += [lit(p.fq), value()]
+                required.append(value())
+        text: exp.Expression = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *parts])
         if required:
-            text = f"CASE WHEN {' OR '.join(f'{r} IS NULL' for r in required)} THEN NULL ELSE {text} END"
-        hashes.append(f"{d.hash(text, algorithm, length)} AS {d.quote(f'__metaxy_h{i}')}")
-    keep = [col for col in cols if col not in plan.system_upstream_columns]
-    hcols = [d.quote(f"__metaxy_h{i}") for i in range(len(plan.fields))]
+            text = _null_if_any(required, text)
+        hashes.append(alias(d.hash(text, algorithm, length), f"__metaxy_h{i}"))
+    keep = [name for name in cols if name not in plan.system_upstream_columns]
+    hnames = [f"__metaxy_h{i}" for i in range(len(plan.fields))]
     pack = d.map_pack if map_mode else d.struct_pack
-    struct = pack([(f.struct_key, h) for f, h in zip(plan.fields, hcols, strict=True)])
-    sample_text = f"concat_ws('|', {', '.join(hcols)})"
-    sample = d.hash(
-        f"CASE WHEN {' OR '.join(f'{h} IS NULL' for h in hcols)} THEN NULL ELSE {sample_text} END", algorithm, length
+    by_field = pack([(f.struct_key, col(h)) for f, h in zip(plan.fields, hnames, strict=True)])
+    sample_text = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(h) for h in hnames)])
+    sample = d.hash(_null_if_any([col(h) for h in hnames], sample_text), algorithm, length)
+    inner = select([*(col(name) for name in keep), *hashes], subquery(joined, "__metaxy_joined"))
+    hashed = select(
+        [*(col(name) for name in keep), alias(by_field, c.PROVENANCE_BY_FIELD), alias(sample, c.PROVENANCE)],
+        subquery(inner, "__metaxy_hashes"),
     )
-    inner = f"SELECT {_cols(d, keep)}, {', '.join(hashes)} FROM ({sql})"
-    out = (
-        f"SELECT {_cols(d, keep)}, {struct} AS {d.quote(c.PROVENANCE_BY_FIELD)}, {sample} AS {d.quote(c.PROVENANCE)}"
-        f" FROM ({inner})"
-    )
-    final = (
-        f"SELECT *, {d.quote(c.PROVENANCE_BY_FIELD)} AS {d.quote(c.DATA_VERSION_BY_FIELD)}, "
-        f"{d.quote(c.PROVENANCE)} AS {d.quote(c.DATA_VERSION)} FROM ({out})"
+    final = select(
+        [star(), alias(col(c.PROVENANCE_BY_FIELD), c.DATA_VERSION_BY_FIELD), alias(col(c.PROVENANCE), c.DATA_VERSION)],
+        subquery(hashed, "__metaxy_versions"),
     )
     return final, (*keep, *c.VERSIONING_COLUMNS)
+
+
+def _null_if_any(values: Sequence[exp.Expression], then: exp.Expression) -> exp.Expression:
+    """``CASE WHEN v1 IS NULL OR ... THEN NULL ELSE then END``."""
+    cond = or_all(exp.Is(this=v, expression=exp.Null()) for v in values)
+    return exp.Case(ifs=[exp.If(this=cond, true=exp.Null())], default=then)
 
 
 # --- comparison --------------------------------------------------------------------------------
@@ -307,50 +358,87 @@ def _with_provenance(
 def _increment(
     d: SqlDialect,
     plan: ResolvePlan,
-    expected_sql: str,
+    expected: exp.Select,
     expected_cols: tuple[str, ...],
     current: SqlSource,
-    predicates: Sequence[str],
-) -> str:
+    predicates: Sequence[FilterExpression],
+) -> exp.Select:
     """Expected vs stored in one FULL OUTER JOIN. The stored side is de-duplicated on just the
     columns the comparison needs (keys, provenance, what filters and predicates read) plus the row
-    id; orphaned rows get their stored columns back through that row id."""
-    q = d.quote
+    identity, and orphaned rows get their stored columns back through it; without a row identity
+    the stored side carries every stored column."""
     keys = list(plan.join_keys)
+    by_rowid = d.row_identity is not None
     needed = [*plan.id_columns, *keys, c.PROVENANCE, *current.referenced]
     if plan.collapse_stored:
         needed.append(c.UPDATED_AT)
-    output = [col for col in dict.fromkeys(needed) if col in current.columns]
-    cur = latest_sql(d, current, plan.id_columns, plan.feature_version, output=output, rowid=True)
+    if not by_rowid:
+        needed += current.columns
+    output = [name for name in dict.fromkeys(needed) if name in current.columns]
+    stored_rows = latest_rows(d, current, plan.id_columns, plan.feature_version, output=output, rowid=by_rowid)
+    carried = [*output, ROWID] if by_rowid else output
     if plan.collapse_stored:
-        order = ", ".join(
-            [f"{q(c.UPDATED_AT)} DESC NULLS LAST", f"{q(c.PROVENANCE)} DESC NULLS LAST"]
-            + [f"{q(i)} ASC NULLS LAST" for i in plan.id_columns]
+        order = [desc(col(c.UPDATED_AT)), desc(col(c.PROVENANCE)), *(asc(col(i)) for i in plan.id_columns)]
+        stored_rows = d.first_per_group(
+            select([col(n) for n in carried], subquery(stored_rows, "__metaxy_current")), keys, order
         )
-        cur = f"SELECT * FROM ({cur}) QUALIFY row_number() OVER (PARTITION BY {_cols(d, keys)} ORDER BY {order}) = 1"
-    pred = "coalesce(" + " OR ".join(f"({p})" for p in predicates) + ", false)" if predicates else "false"
-    stored = (
-        f"SELECT {_cols(d, keys)}, {q(c.PROVENANCE)} AS {q(_STORED_PROV)}, {pred} AS {q(_PRED)}, "
-        f"true AS {q(_C_MARK)}, {q(ROWID)} FROM ({cur})"
+    pred_conds = [p.to_sqlglot(d.name) for p in predicates]
+    pred = exp.Coalesce(this=or_all(pred_conds), expressions=[lit(False)]) if pred_conds else lit(False)
+    orphan_items = (
+        [col(ROWID)] if by_rowid else [alias(col(name), orphan_column(i)) for i, name in enumerate(current.columns)]
     )
-    on = " AND ".join(f"e.{q(k)} = s.{q(k)}" for k in keys)
-    kind = (
-        f"CASE WHEN s.{q(_C_MARK)} IS NULL THEN 'new' WHEN e.{q(_E_MARK)} IS NULL THEN 'orphaned' "
-        f"ELSE 'stale' END AS {q(KIND)}"
+    stored = select(
+        [
+            *(col(k) for k in keys),
+            alias(col(c.PROVENANCE), _STORED_PROV),
+            alias(pred, _PRED),
+            alias(lit(True), _C_MARK),
+            *orphan_items,
+        ],
+        subquery(stored_rows, "__metaxy_stored"),
     )
-    sp, ep = f"s.{q(_STORED_PROV)}", f"e.{q(c.PROVENANCE)}"
-    where = (
-        f"s.{q(_C_MARK)} IS NULL OR e.{q(_E_MARK)} IS NULL OR {sp} IS NULL "
-        f"OR {sp} IS DISTINCT FROM {ep} OR s.{q(_PRED)}"
+    kind = exp.Case(
+        ifs=[
+            exp.If(this=exp.Is(this=col(_C_MARK, "s"), expression=exp.Null()), true=lit("new")),
+            exp.If(this=exp.Is(this=col(_E_MARK, "e"), expression=exp.Null()), true=lit("orphaned")),
+        ],
+        default=lit("stale"),
     )
-    matched = (
-        f"SELECT {_cols(d, expected_cols, 'e')}, s.{q(ROWID)}, {kind} "
-        f"FROM (SELECT *, true AS {q(_E_MARK)} FROM ({expected_sql})) AS e "
-        f"FULL OUTER JOIN ({stored}) AS s ON {on} WHERE {where}"
+    sp, ep = col(_STORED_PROV, "s"), col(c.PROVENANCE, "e")
+    where = or_all(
+        [
+            exp.Is(this=col(_C_MARK, "s"), expression=exp.Null()),
+            exp.Is(this=col(_E_MARK, "e"), expression=exp.Null()),
+            exp.Is(this=sp, expression=exp.Null()),
+            exp.NullSafeNEQ(this=sp.copy(), expression=ep),
+            col(_PRED, "s"),
+        ]
     )
-    row = d.struct_pack([(col, f"o.{q(col)}") for col in current.columns])
-    return (
-        f"SELECT {_cols(d, expected_cols, 'm')}, CASE WHEN m.{q(KIND)} = 'orphaned' THEN {row} END AS {q(ROW)}, "
-        f"m.{q(KIND)} FROM ({matched}) AS m LEFT JOIN (SELECT rowid AS {q(ROWID)}, * FROM {q(current.table)}) AS o "
-        f"ON m.{q(KIND)} = 'orphaned' AND o.{q(ROWID)} = m.{q(ROWID)}"
+    carried_out = [col(ROWID, "s")] if by_rowid else [col(orphan_column(i), "s") for i in range(len(current.columns))]
+    expected_marked = select([star(), alias(lit(True), _E_MARK)], subquery(expected, "__metaxy_expected"))
+    matched = select(
+        [*(col(name, "e") for name in expected_cols), *carried_out, alias(kind, KIND)],
+        subquery(expected_marked, "e"),
+        where=where,
     )
+    on = and_all(exp.EQ(this=col(k, "e"), expression=col(k, "s")) for k in keys)
+    matched.append("joins", exp.Join(this=subquery(stored, "s"), side="FULL", kind="OUTER", on=on))
+    if not by_rowid:
+        return matched
+    identity = d.row_id()
+    assert identity is not None
+    rows = select([alias(identity, ROWID), star()], table(current.table))
+    out = select(
+        [
+            *(col(name, "m") for name in expected_cols),
+            *(alias(col(name, "o"), orphan_column(i)) for i, name in enumerate(current.columns)),
+            col(KIND, "m"),
+        ],
+        subquery(matched, "m"),
+    )
+    orphan_on = exp.And(
+        this=exp.EQ(this=col(KIND, "m"), expression=lit("orphaned")),
+        expression=exp.EQ(this=col(ROWID, "o"), expression=col(ROWID, "m")),
+    )
+    out.append("joins", exp.Join(this=subquery(rows, "o"), side="LEFT", on=orphan_on))
+    return out

@@ -138,7 +138,7 @@ def test_data_version_changes_with_any_sample_and_not_with_order(
 def test_data_version_is_identical_across_backends(
     chain: dict[str, Any], store: mx.MetadataStore, other: str, tmp_path: Any
 ) -> None:
-    from metaxy.ext.delta import DeltaMetadataStore
+    from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
     from metaxy.metadata_store import InMemoryMetadataStore
 
     second: mx.MetadataStore = (

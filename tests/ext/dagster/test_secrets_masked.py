@@ -22,7 +22,7 @@ import metaxy.ext.dagster as mxd
 from metaxy.config import MetaxyConfig
 
 Features = dict[str, type[mx.BaseFeature]]
-DELTA = "metaxy.ext.delta.DeltaMetadataStore"
+DELTA = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"
 
 
 def _fresh(label: str) -> str:

@@ -7,7 +7,6 @@ them and records ``metaxy/error``.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -16,13 +15,12 @@ import narwhals as nw
 import polars as pl
 import polars_hash  # noqa: F401  (registers the .nchash expression namespace)
 
-from metaxy._secrets import mask_text
 from metaxy.ext.dagster.failures import failure_metadata
+from metaxy.frames import to_polars_lazy
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models import constants as c
 from metaxy.models.graph import current_graph
 from metaxy.models.keys import FeatureKey, coerce_to_feature_key
-from metaxy.versioning.sql_executor import SqlDialect
 
 from ._features import feature_metadata
 from ._partitions import PartitionBy, build_metaxy_partition_filter, partition_filters
@@ -70,7 +68,9 @@ def compute_row_count(lazy: Any) -> int:
     return int(frame.select(nw.len()).collect().item(0, 0))
 
 
-def compute_stats_from_lazy_frame(lazy: Any, id_columns: Sequence[str] | None = None) -> FeatureStats:
+def compute_stats_from_lazy_frame(
+    lazy: Any, id_columns: Sequence[str] | None = None, *, store: MetadataStore | None = None
+) -> FeatureStats:
     """Row count and content-derived data version of a feature frame, in one aggregate query.
 
     Each row is hashed (md5 of its id columns and ``metaxy_data_version`` in a canonical text
@@ -85,13 +85,15 @@ def compute_stats_from_lazy_frame(lazy: Any, id_columns: Sequence[str] | None = 
         id_columns: the feature's id columns. Pass them (or use :func:`compute_feature_stats`) to
             get the version Metaxy's Dagster events carry; without them rows are identified by
             their data version alone, which gives a different version.
+        store: the store ``lazy`` was read from; when it computes the digest in its engine
+            (``store.capabilities.content_digest``) only the three sums leave it.
     """
     frame = nw.from_native(lazy)
     if isinstance(frame, nw.DataFrame):
         frame = frame.lazy()
     schema = dict(frame.collect_schema())
     columns = [(col, _kind(schema[col])) for col in (*(id_columns or ()), c.DATA_VERSION) if col in schema]
-    count, low, high = _content_sums(frame, columns)
+    count, low, high = _content_sums(frame, columns, store)
     if count == 0:
         return FeatureStats(0, dg.DataVersion(EMPTY_DATA_VERSION))
     names = ",".join(col for col, _ in columns)
@@ -111,14 +113,18 @@ def _kind(dtype: Any) -> _Kind:
     return "text"
 
 
-def _content_sums(frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, _Kind]]) -> tuple[int, int, int]:
+def _content_sums(
+    frame: nw.LazyFrame[Any], columns: Sequence[tuple[str, _Kind]], store: MetadataStore | None
+) -> tuple[int, int, int]:
     """``(rows, sum of hash[0:8], sum of hash[8:16])``, hash = md5 of the canonical columns joined by US."""
+    if store is not None and store.capabilities.content_digest:
+        sums = store.content_sums(frame, columns)
+        if sums is not None:
+            return sums
     native = frame.to_native()
-    if type(native).__module__.startswith("duckdb"):
-        return _duckdb_sums(native, columns)
     if not isinstance(native, pl.LazyFrame):  # any other backend: fetch only the hashed columns
         selected = frame.select(*(col for col, _ in columns)) if columns else frame
-        native = selected.collect().to_polars().lazy()
+        native = to_polars_lazy(selected)
     if not columns:
         return int(native.select(pl.len()).collect().item()), 0, 0
     joined = pl.concat_str([_polars_text(col, kind) for col, kind in columns], separator=_SEPARATOR, ignore_nulls=True)
@@ -139,38 +145,19 @@ def _polars_text(col: str, kind: _Kind) -> pl.Expr:
     return pl.col(col).cast(pl.String)
 
 
-def _duckdb_sums(relation: Any, columns: Sequence[tuple[str, _Kind]]) -> tuple[int, int, int]:
-    if not columns:
-        return int(relation.aggregate("count(*)").fetchall()[0][0]), 0, 0
-    quote = SqlDialect().quote
-    texts = {
-        "date": "CAST({} - DATE '1970-01-01' AS VARCHAR)",
-        "datetime": "CAST(epoch_us({}) AS VARCHAR)",
-        "text": "CAST({} AS VARCHAR)",
-    }
-    digest = f"md5(concat_ws(chr(31), {', '.join(texts[kind].format(quote(col)) for col, kind in columns)}))"
-    row = relation.aggregate(
-        f"count(*), coalesce(sum(('0x' || substr({digest}, 1, 8))::BIGINT), 0), "
-        f"coalesce(sum(('0x' || substr({digest}, 9, 8))::BIGINT), 0)"
-    ).fetchall()[0]
-    return int(row[0]), int(row[1]), int(row[2])
-
-
 def compute_feature_stats(store: MetadataStore, feature: Any) -> FeatureStats:
     """Open ``store`` and compute the stats of the feature's current rows."""
     key = coerce_to_feature_key(feature)
     with store:
-        return compute_stats_from_lazy_frame(store.read(key), current_graph().get_feature_definition(key).id_columns)
+        id_columns = current_graph().get_feature_definition(key).id_columns
+        return compute_stats_from_lazy_frame(store.read(key), id_columns, store=store)
 
 
 def _location(store: MetadataStore, key: FeatureKey) -> dict[str, Any]:
     out: dict[str, Any] = {"table_name": key.table_name}
-    table_uri = getattr(store, "table_uri", None)
-    database = getattr(store, "database", None)
-    if callable(table_uri):
-        out["uri"] = mask_text(str(table_uri(key)))
-    elif isinstance(database, str) and database != ":memory:":
-        out["uri"] = mask_text(database if "://" in database else os.path.abspath(database))
+    uri = store.location_uri(key)  # masked by the store; None when it cannot say
+    if uri is not None:
+        out["uri"] = uri
     return out
 
 
@@ -259,7 +246,8 @@ def build_runtime_feature_metadata(
     key = coerce_to_feature_key(feature)
     whole, frame, resolved = feature_frames(store, key, partitions=partitions, metaxy_partition=metaxy_partition)
     part_filters = frame is not whole
-    stats = compute_stats_from_lazy_frame(frame, current_graph().get_feature_definition(key).id_columns)
+    id_columns = current_graph().get_feature_definition(key).id_columns
+    stats = compute_stats_from_lazy_frame(frame, id_columns, store=resolved)
     md: dict[str, Any] = {**feature_metadata(key), **store_location(resolved, key)}  # where the rows were found
     if part_filters:
         md["dagster/row_count"] = compute_row_count(whole)

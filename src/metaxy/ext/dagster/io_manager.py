@@ -11,6 +11,7 @@ import polars as pl
 from pydantic import Field
 
 from metaxy.errors import FeatureNotFoundError, MetaxyError
+from metaxy.frames import to_polars_lazy
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.models.keys import FeatureKey
 
@@ -94,10 +95,9 @@ def _check_fits(key: FeatureKey, obj: Any, metadata: Mapping[str, Any] | None) -
 def _detached(frame: nw.LazyFrame[Any]) -> nw.LazyFrame[Any]:
     """A lazy frame that stays valid after the store closes (G16): Polars plans are kept,
     frames bound to a connection are collected into Polars."""
-    native = frame.to_native()
-    if isinstance(native, pl.LazyFrame):
+    if isinstance(frame.to_native(), pl.LazyFrame):
         return frame
-    return nw.from_native(frame.collect().to_polars().lazy())
+    return nw.from_native(to_polars_lazy(frame))
 
 
 class MetaxyIOManager(dg.ConfigurableIOManager):

@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import dagster as dg
 
 from metaxy.models.definition import FeatureDefinition
 from metaxy.models.feature_spec import FeatureSpec
 from metaxy.models.graph import FeatureGraph, current_graph
-from metaxy.models.keys import FeatureKey, coerce_to_feature_key
+from metaxy.models.keys import CoercibleToFeatureKey, FeatureKey, coerce_to_feature_key
 
 from ._features import (
     asset_key_for,
@@ -64,9 +64,10 @@ _REPLACED = frozenset(
     }
 )
 _INPUT_NAME = re.compile(r"[^A-Za-z0-9_]")
+_Enrichable = TypeVar("_Enrichable", dg.AssetsDefinition, dg.AssetSpec)
 
 
-class metaxify:
+class _Metaxify:
     """Enrich Dagster assets with their Metaxy feature: key, deps, metadata, schema, lineage.
 
     Works with and without parentheses, on ``@dg.asset``, ``@dg.multi_asset`` (incl.
@@ -110,26 +111,6 @@ class metaxify:
     _key: dg.AssetKey | None
     _prefix: tuple[str, ...]
 
-    @overload
-    def __new__(cls, obj: dg.AssetsDefinition, /) -> dg.AssetsDefinition: ...  # type: ignore[misc]
-    @overload
-    def __new__(cls, obj: dg.AssetSpec, /) -> dg.AssetSpec: ...  # type: ignore[misc]
-    @overload
-    def __new__(
-        cls,
-        obj: None = None,
-        /,
-        *,
-        feature: Any = None,
-        key: Any = None,
-        key_prefix: Any = None,
-        inject_metaxy_kind: bool = True,
-        inject_code_version: bool = True,
-        set_description: bool = True,
-        inject_column_schema: bool = True,
-        inject_column_lineage: bool = True,
-    ) -> metaxify: ...
-
     def __new__(cls, obj: Any = None, /, **options: Any) -> Any:
         self = super().__new__(cls)
         self._configure(**options)
@@ -137,6 +118,9 @@ class metaxify:
 
     def __init__(self, obj: Any = None, /, **options: Any) -> None:
         """Configured in ``__new__`` (so that ``metaxify(asset)`` returns the enriched asset)."""
+
+    # ``__new__`` returns the enriched object, not an instance: mypy cannot express that for a
+    # class, so type checkers see the overloaded function ``metaxify`` at the end of this module.
 
     def _configure(
         self,
@@ -165,6 +149,12 @@ class metaxify:
         self.inject_column_lineage = inject_column_lineage
 
     # --- entry point ---------------------------------------------------------------------------
+    @overload
+    def __call__(self, obj: _Enrichable) -> _Enrichable: ...
+    @overload
+    def __call__(self, obj: list[_Enrichable]) -> list[_Enrichable]: ...
+    @overload
+    def __call__(self, obj: tuple[_Enrichable, ...]) -> tuple[_Enrichable, ...]: ...
     def __call__(self, obj: Any) -> Any:
         """Enrich an ``AssetsDefinition``, an ``AssetSpec``, or each item of a list of them."""
         if isinstance(obj, dg.AssetsDefinition):
@@ -517,3 +507,31 @@ def _rebuilt(node_def: dg.NodeDefinition, names: Sequence[str], optional_outputs
             tags=node_def.tags,
         )
     raise TypeError(f"Cannot add inputs to {type(node_def).__name__} '{node_def.name}'.")
+
+
+if TYPE_CHECKING:
+
+    @overload
+    def metaxify(obj: _Enrichable, /) -> _Enrichable: ...
+    @overload
+    def metaxify(obj: list[_Enrichable], /) -> list[_Enrichable]: ...
+    @overload
+    def metaxify(
+        obj: None = None,
+        /,
+        *,
+        feature: CoercibleToFeatureKey | None = None,
+        key: dg.AssetKey | str | Sequence[str] | None = None,
+        key_prefix: str | Sequence[str] | None = None,
+        inject_metaxy_kind: bool = True,
+        inject_code_version: bool = True,
+        set_description: bool = True,
+        inject_column_schema: bool = True,
+        inject_column_lineage: bool = True,
+    ) -> _Metaxify: ...
+    def metaxify(obj: Any = None, /, **options: Any) -> Any:
+        """Type checkers' view of :class:`_Metaxify` (see its docstring)."""
+
+else:
+    metaxify = _Metaxify
+    metaxify.__name__ = metaxify.__qualname__ = "metaxify"

@@ -1,0 +1,93 @@
+"""The public API type-checks: ``mypy`` is clean on ``src/`` and infers the overloads' result types.
+
+Both tests run mypy in a subprocess with its cache in the system temp directory (shared between
+runs, so a re-run takes seconds instead of a minute).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
+    from mypy.version import __version__
+
+    cache = Path(tempfile.gettempdir()) / f"metaxy-mypy-cache-{__version__}"
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(cache), "--no-error-summary", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_mypy_is_clean_on_src() -> None:
+    done = _mypy()  # files, strictness and plugins come from [tool.mypy] in pyproject.toml
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+SNIPPET = """
+from typing import Any, assert_type
+
+import dagster as dg
+import narwhals as nw
+
+import metaxy as mx
+import metaxy.ext.dagster as mxd
+from metaxy.models.types import CoercibleToFeatureKey
+
+
+def check(store: mx.MetadataStore, feature: type[mx.BaseFeature], lazy: bool) -> None:
+    assert_type(store.resolve_update(feature), mx.Increment)
+    assert_type(store.resolve_update("a/b", lazy=False), mx.Increment)
+    assert_type(store.resolve_update(["a", "b"], lazy=True), mx.LazyIncrement)
+    assert_type(store.resolve_update(mx.FeatureKey("a/b"), lazy=lazy), mx.Increment | mx.LazyIncrement)
+    assert_type(store.read(feature), nw.LazyFrame[Any])
+    assert_type(store.read(feature, with_store_info=True), tuple[nw.LazyFrame[Any], mx.MetadataStore])
+    assert_type(store.write(feature.spec(), store.read(feature)), int)
+    assert_type(store.delete(feature, "x > 1", soft=False), int)
+    key: CoercibleToFeatureKey = feature
+    store.read(key)
+
+
+def assets(spec: dg.AssetSpec, asset: dg.AssetsDefinition) -> None:
+    assert_type(mxd.metaxify(spec), dg.AssetSpec)
+    assert_type(mxd.metaxify(asset), dg.AssetsDefinition)
+    assert_type(mxd.metaxify(feature="a/b")(asset), dg.AssetsDefinition)
+    assert_type(mxd.metaxify(key_prefix="p")([spec, spec]), list[dg.AssetSpec])
+"""
+
+WRONG = """
+import metaxy as mx
+
+
+def check(store: mx.MetadataStore) -> None:
+    store.resolve_update(42)
+    store.resolve_update("a/b", lazy=True).new.collect().to_polars()
+    store.resolve_update("a/b").input
+"""
+
+
+def test_the_overloads_give_precise_types_and_reject_wrong_input(tmp_path: Path) -> None:
+    good = tmp_path / "good.py"
+    good.write_text(textwrap.dedent(SNIPPET))
+    done = _mypy("--strict", "--follow-imports=silent", str(good))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text(textwrap.dedent(WRONG))
+    done = _mypy("--follow-imports=silent", str(wrong))
+    lines = [line for line in done.stdout.splitlines() if ": error:" in line]
+    assert [line.split(":")[1] for line in lines] == ["6", "8"], done.stdout
+    assert '"resolve_update"' in lines[0] and '"Increment" has no attribute "input"' in lines[1]
