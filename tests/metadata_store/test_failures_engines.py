@@ -12,7 +12,8 @@ import pytest
 import metaxy as mx
 from metaxy.config import MetaxyConfig
 from metaxy.ext.duckdb import DuckDBMetadataStore
-from metaxy.testing.conformance_support import define_video_features, to_polars
+from metaxy.frames import collect_to_polars as to_polars
+from metaxy.testing.conformance_support import define_video_features
 
 pytestmark = pytest.mark.filterwarnings("ignore:Creating table", "ignore:Resolving")
 
