@@ -28,3 +28,12 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
     with MetaxyConfig().use():
         yield
     MetaxyConfig.reset()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """moto's S3 server on 127.0.0.1 with a bucket, for the whole session (fails, never skips)."""
+    from metaxy.testing.s3 import moto_s3_server
+
+    with moto_s3_server() as server:
+        yield server
