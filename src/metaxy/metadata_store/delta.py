@@ -260,6 +260,49 @@ class DeltaMetadataStore(MetadataStore):
         candidates = self._local_table_dirs() if not self._is_uri else self._object_store_table_dirs()
         return sorted(t for t in set(candidates) if self._table_exists(t))
 
+    # --- maintenance -----------------------------------------------------------------------------
+    def vacuum(self, feature: Any = None, *, retention_hours: int = 168, dry_run: bool = False) -> list[str]:
+        """Delete data files no Delta commit references: files a killed or failed writer left on
+        disk, and files that deletes replaced, once older than ``retention_hours``.
+
+        A full Delta vacuum (``DeltaTable.vacuum(full=True)``) per table. Files younger than the
+        retention are kept, so a writer still running in another process is never robbed of the
+        files it is about to commit: use ``retention_hours=0`` only when no writer is running.
+        Removing replaced files ends time travel to the versions that used them.
+
+        Args:
+            feature: One feature (class, key or key string); every feature table when omitted.
+            retention_hours: Keep unreferenced files younger than this (Delta's default: 7 days).
+            dry_run: List the files that would be deleted without deleting them.
+
+        Returns:
+            The deleted (or, with ``dry_run``, deletable) files, as Delta reports them.
+
+        Raises:
+            ValueError: ``retention_hours`` is negative.
+            BackendError: Delta could not list or delete the files.
+        """
+        if retention_hours < 0:
+            raise ValueError(f"retention_hours={retention_hours} is negative. Hint: pass 0 or more hours.")
+        deltalake = _import_deltalake()
+        tables = [self._table(self._key(feature))] if feature is not None else self._list_tables()
+        removed: list[str] = []
+        with self.open("w") if not self._modes else contextlib.nullcontext():
+            for table in tables:
+                try:
+                    removed += self._load(table).vacuum(
+                        retention_hours=retention_hours,
+                        dry_run=dry_run,
+                        enforce_retention_duration=False,
+                        full=True,
+                    )
+                except deltalake.exceptions.DeltaError as exc:
+                    raise BackendError(
+                        f"Could not vacuum Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
+                        "Hint: check the credentials in storage_options allow listing and deleting objects."
+                    ) from exc
+        return removed
+
     # --- helpers ---------------------------------------------------------------------------------
     def _commit(self, table: str, action: str, attempt: Callable[[], _T]) -> _T:
         """Run ``attempt`` (one Delta transaction), retrying when a concurrent commit won the race."""
