@@ -230,3 +230,24 @@ def test_delta_store_matches_the_in_memory_store(sc: dict[str, Any], tmp_path_fa
         reference = resolve(mem, down, "polars", sc["predicate"])
     for kind in ("new", "stale", "orphaned"):
         assert_frame_equal(without_timestamps(got[kind]), without_timestamps(reference[kind]))
+
+
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=max(1, EXAMPLES // 50), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@seed(20261123)
+@given(sc=scenarios())
+def test_delta_store_on_s3_matches_the_in_memory_store(sc: dict[str, Any], s3_server: Any) -> None:
+    """The Delta store on S3 (moto's server on 127.0.0.1) gives the in-memory store's increments."""
+    from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
+
+    warnings.simplefilter("ignore")
+    with mx.FeatureGraph().use(), mx.MetaxyConfig(enable_map_datatype=sc["map"]).use():
+        ups, down = build_graph(sc)
+        delta = DeltaMetadataStore(s3_server.url(), storage_options=s3_server.storage_options)
+        play(delta, sc, ups, down)
+        got = resolve(delta, down, "polars", sc["predicate"])
+        mem = InMemoryMetadataStore()
+        play(mem, sc, ups, down)
+        reference = resolve(mem, down, "polars", sc["predicate"])
+    for kind in ("new", "stale", "orphaned"):
+        assert_frame_equal(without_timestamps(got[kind]), without_timestamps(reference[kind]))
