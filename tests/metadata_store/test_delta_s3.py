@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 import polars as pl
 import pytest
-from test_delta_store import APPENDS_PER_WRITER, N_WRITERS, _big_feature, _counter_feature, _endless_frame
+from test_delta_store import _big_feature, _counter_feature, _endless_frame
 
 import metaxy as mx
 from metaxy.errors import BackendError
@@ -19,6 +19,10 @@ from metaxy.frames import collect_to_polars
 from metaxy.models.constants import FEATURE_VERSION, PROVENANCE_BY_FIELD
 from metaxy.testing.conformance_support import id_set
 from metaxy.testing.s3 import S3Server
+
+# Fewer commits than the local test: each S3 commit is several round trips to a serialised server.
+N_WRITERS = 3
+APPENDS_PER_WRITER = 8
 
 
 def _s3_keys(server: S3Server, prefix: str) -> set[str]:
