@@ -411,7 +411,8 @@ class PostgreSQLMetadataStore(MetadataStore):
                     reason = f"a filter on '{dep.feature}' is a Polars expression"
                     break
                 schema = self._table_schema(name)
-                known = {**dict(schema), **known}
+                renamed = {**{k: v for k, v in dep.rename.items()}, **dict(dep.system_rename)}
+                known = {**{renamed.get(n, n): t for n, t in schema.items()}, **dict(schema), **known}
                 sources.append(SqlSource(name, tuple(schema), tuple(conds)))
         current = None
         stored_schema: pl.Schema | None = None
