@@ -8,6 +8,7 @@ a child feature with field ``text`` depending on it; nothing of the child stored
     .venv/bin/python benchmarks/postgresql.py 10000 100000
 """
 
+# ruff: noqa: B023  (the timed closures run inside the iteration that defines them)
 from __future__ import annotations
 
 import io
