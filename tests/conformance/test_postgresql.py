@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
-from metaxy.testing import MetadataStoreConformance
+from metaxy.testing import MetadataStoreConformance, TrustConformance
 
 
 class TestPostgreSQL(MetadataStoreConformance):
@@ -18,5 +18,17 @@ class TestPostgreSQL(MetadataStoreConformance):
         def make(**kwargs: Any) -> PostgreSQLMetadataStore:
             kwargs.setdefault("auto_create_tables", True)
             return PostgreSQLMetadataStore(postgres_url, schema=f"s{next(counter)}", **kwargs)
+
+        return make
+
+
+class TestPostgreSQLTrust(TrustConformance):
+    """The trust catalogue on PostgreSQL stores (one connection per thread)."""
+
+    @pytest.fixture
+    def store_factory(self, postgres_url: str) -> Any:
+        def make(**kwargs: Any) -> PostgreSQLMetadataStore:
+            kwargs.setdefault("auto_create_tables", True)
+            return PostgreSQLMetadataStore(postgres_url, **kwargs)
 
         return make
