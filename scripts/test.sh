@@ -2,5 +2,10 @@
 # Fresh machine -> whole test suite: install into .venv, then run pytest on 2 workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The PostgreSQL store's tests start a throw-away cluster (initdb + pg_ctl): Debian's server binaries.
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q postgresql
+fi
 bash scripts/bootstrap.sh
 exec .venv/bin/python -m pytest -n 2 -q "$@"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,28 @@ def s3_server() -> Iterator[object]:
 
     with moto_s3_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A throw-away PostgreSQL cluster for the session (initdb in a temp dir, a free port, password
+    auth over TCP). Fails -- never skips -- when the server cannot start."""
+    from metaxy.testing.postgres_cluster import PostgresCluster
+
+    try:
+        cluster = PostgresCluster.start()  # its own dir: pytest's tmp dir is private to this user
+    except RuntimeError as exc:
+        pytest.fail(f"The test PostgreSQL server could not start: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database of the session cluster for one test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    url: str = postgres_cluster.create_database(name)
+    return url

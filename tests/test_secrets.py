@@ -31,6 +31,7 @@ from metaxy.config import MetaxyConfig, StoreConfig
 from metaxy.errors import BackendError, ConfigValidationError, InvalidConfigError, MetaxyWarning
 from metaxy.ext.duckdb import DuckDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
+from metaxy.ext.postgresql import PostgreSQLMetadataStore
 
 MX = shutil.which("mx", path=str(Path(os.sys.executable).parent))
 
@@ -249,6 +250,8 @@ def test_store_display_repr_and_info_mask_secrets(tmp_path: Path) -> None:
         DeltaMetadataStore(tmp_path / "delta", storage_options={"AWS_SECRET_ACCESS_KEY": secret}),
         DuckDBMetadataStore(f"md:prod?motherduck_token={token}"),
         DuckDBMetadataStore(f"postgresql://u:{password}@h/db"),
+        PostgreSQLMetadataStore(f"postgresql://u:{password}@h:5432/db", schema="m"),
+        PostgreSQLMetadataStore(host="h", user="u", password=password, dbname="db", sslmode="require"),
     ]
     for store in stores:
         shown = " ".join([store.display(), repr(store), str(store), json.dumps(store.get_store_info())])
