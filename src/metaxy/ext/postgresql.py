@@ -273,10 +273,11 @@ class PostgreSQLMetadataStore(MetadataStore):
         microseconds, dates as day numbers, booleans as 0/1, nested columns as JSON text."""
         import psycopg
 
-        items: list[exp.Expression] = []
+        items: list[Any] = []
         csv_types: dict[str, pl.DataType] = {}
         for name, dtype in schema.items():
             ref = col(name)
+            item: Any
             if isinstance(dtype, pl.Datetime):
                 item = exp.Cast(this=_epoch_us(ref), to=exp.DataType.build("BIGINT"))
                 csv_types[name] = pl.Int64()
@@ -493,7 +494,8 @@ class PostgreSQLMetadataStore(MetadataStore):
             for i, schema in enumerate([expected_schema, expected_schema, orphaned_schema])
         ]
         expected_frame = pl.defer(lambda: self._fetch(compiled.expected, expected_schema, conn), schema=expected_schema)
-        return LazyIncrement(*frames, input=nw.from_native(expected_frame), collector=collect)
+        new, stale, orphaned = frames
+        return LazyIncrement(new, stale, orphaned, input=nw.from_native(expected_frame), collector=collect)
 
     def _location_uri(self, key: FeatureKey) -> str | None:
         return f"{self._display_target().split(' ')[0]}#{self.schema or 'public'}.{self._table(key)}"

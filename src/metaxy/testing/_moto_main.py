@@ -15,7 +15,7 @@ from typing import Any
 
 
 def main() -> None:
-    from moto.moto_server.werkzeug_app import (  # type: ignore[import-untyped]
+    from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
         create_backend_app,
