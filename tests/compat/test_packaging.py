@@ -24,6 +24,7 @@ EXTRAS: dict[str, str | None] = {
     "duckdb": "metaxy.ext.duckdb",
     "map": None,
     "delta": "metaxy.ext.polars.handlers.delta",
+    "postgresql": "metaxy.ext.postgresql",
     "dagster": "metaxy.ext.dagster",
     "demo": "metaxy._demo",
     "dev": None,
@@ -41,13 +42,13 @@ def test_declared_extras_are_exactly_the_built_ones() -> None:
     assert set(extras) == set(EXTRAS)
     for module in filter(None, EXTRAS.values()):
         importlib.import_module(module)
-    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,dev]"]
+    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,postgresql,dev]"]
 
 
 def test_no_extra_for_an_integration_that_is_not_built() -> None:
     extras = _project()["optional-dependencies"]
     assert isinstance(extras, dict)
-    unbuilt = {"postgres": "metaxy.ext.postgresql", "clickhouse": "metaxy.ext.clickhouse", "ray": "metaxy.ext.ray"}
+    unbuilt = {"clickhouse": "metaxy.ext.clickhouse", "ray": "metaxy.ext.ray"}
     for name, module in unbuilt.items():
         assert name not in extras
         with pytest.raises(ModuleNotFoundError):
