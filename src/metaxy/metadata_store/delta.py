@@ -210,7 +210,7 @@ class DeltaMetadataStore(MetadataStore):
             deltalake = _import_deltalake()
             dt = self._try_load(table)
             stored = None if dt is None else pl.scan_delta(dt).collect_schema()
-            source = _BatchSource(_delta_compatible(lf, stored, table))
+            source = AppendSource(_delta_compatible(lf, stored, table))
             with source.reraising():
                 deltalake.write_deltalake(
                     self._uri(table) if dt is None else dt,
@@ -387,42 +387,6 @@ def _import_deltalake() -> Any:
     except ImportError as exc:
         raise ImportError(f"DeltaMetadataStore needs the 'deltalake' package ({exc}). {_EXTRA_HINT}") from exc
     return deltalake
-
-
-class _BatchSource:
-    """Stream a lazy frame as Arrow batches (never collected whole), counting the rows that pass.
-
-    The batches are produced in Python, so an exception raised while evaluating the frame (a
-    user's lazy frame, metaxy's own write validation) is kept: :meth:`reraising` raises it, as
-    itself, when the Delta write fails because of it (deltalake reports a generic DeltaError).
-    """
-
-    def __init__(self, lf: pl.LazyFrame) -> None:
-        self._lf = lf
-        self.schema = pl.DataFrame(schema=lf.collect_schema()).to_arrow().schema
-        self.rows = 0
-        self.error: BaseException | None = None
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            for chunk in self._lf.collect_batches(lazy=True, maintain_order=False):
-                self.rows += chunk.height
-                yield from chunk.to_arrow().cast(self.schema).to_batches()
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-    @contextlib.contextmanager
-    def reraising(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException as exc:
-            if self.error is not None and self.error is not exc:
-                raise self.error from None
-            raise
 
 
 def _delta_compatible(lf: pl.LazyFrame, stored: pl.Schema | None, table: str) -> pl.LazyFrame:
