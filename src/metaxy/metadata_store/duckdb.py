@@ -310,64 +310,51 @@ class DuckDBMetadataStore(MetadataStore):
         producing the frame (a user's lazy frame, a validation) reaches the caller as itself.
         """
         import duckdb
-        import pyarrow as pa
 
-        lf = rows.to_polars()
-        empty = pl.DataFrame(schema=lf.collect_schema()).to_arrow()
-        written = 0
-        failure: list[BaseException] = []
-
-        def batches() -> Any:
-            nonlocal written
-            try:
-                for chunk in lf.collect_batches(chunk_size=_WRITE_CHUNK_ROWS):
-                    written += chunk.height
-                    yield from chunk.to_arrow().cast(empty.schema).to_batches()
-            except BaseException as exc:  # DuckDB would turn it into a generic InvalidInputException
-                failure.append(exc)
-                raise
-
+        schema = rows.arrow_schema
+        empty = schema.empty_table()
         with self._writing() as conn:
-            reader = pa.RecordBatchReader.from_batches(empty.schema, batches())
             src, shape = "__metaxy_src", "__metaxy_src_schema"
             conn.register(shape, empty)
-            conn.register(src, reader)
-            created = False
+            conn.register(src, rows.reader(_WRITE_CHUNK_ROWS, schema=schema))
+            ddl = False  # the catalog cache is re-read after DDL, and after a failure that undid DDL
             try:
-                if not self._table_exists(table):
-                    # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
-                    # they span several row groups: create the empty table first (dropped on failure).
-                    conn.execute(self._sql(st.create_table_as(table, select([star()], _table(shape)))))
-                    created = True
-                    self._schema_changed()
-                conn.begin()
-                try:
-                    if not created:
-                        existing = set(self._columns(table))
-                        described = exp.Describe(this=select([star()], _table(shape)))
-                        for name, dtype, *_ in conn.execute(self._sql(described)).fetchall():
-                            if name not in existing:  # DuckDB's own type for the Arrow column
-                                sql_type = exp.DataType.build(dtype, dialect=self.dialect.name)
-                                conn.execute(self._sql(st.add_column(table, name, sql_type)))
-                                self._schema_changed()
-                    conn.execute(self._sql(st.insert_by_name(table, src)))
-                    conn.commit()
-                except BaseException:
-                    conn.rollback()
-                    if created:
-                        conn.execute(self._sql(st.drop_table(table)))
-                    raise
+                with rows.reraising():
+                    created = False
+                    if not self._table_exists(table):
+                        # DuckDB 2.0 hides rows inserted in the same transaction as the CREATE TABLE once
+                        # they span several row groups: create the empty table first (dropped on failure).
+                        conn.execute(self._sql(st.create_table_as(table, select([star()], _table(shape)))))
+                        created = ddl = True
+                        self._schema_changed()
+                    conn.begin()
+                    try:
+                        if not created:
+                            existing = set(self._columns(table))
+                            described = exp.Describe(this=select([star()], _table(shape)))
+                            for name, dtype, *_ in conn.execute(self._sql(described)).fetchall():
+                                if name not in existing:  # DuckDB's own type for the Arrow column
+                                    sql_type = exp.DataType.build(dtype, dialect=self.dialect.name)
+                                    conn.execute(self._sql(st.add_column(table, name, sql_type)))
+                                    ddl = True
+                                    self._schema_changed()
+                        conn.execute(self._sql(st.insert_by_name(table, src)))
+                        conn.commit()
+                    except BaseException:
+                        conn.rollback()
+                        if created:
+                            conn.execute(self._sql(st.drop_table(table)))
+                        raise
             except BaseException as exc:
-                if failure and failure[0] is not exc:
-                    raise failure[0] from None
+                if ddl:
+                    self._schema_changed()  # ALTERs rolled back or a table dropped: re-read the catalog
                 if isinstance(exc, duckdb.Error):
                     raise BackendError(f"Writing table '{table}' of {self.display()} failed: {exc}") from exc
                 raise
             finally:
-                self._schema_changed()  # ALTERs rolled back or a table dropped: re-read the catalog
                 conn.unregister(src)
                 conn.unregister(shape)
-        return written
+        return rows.rows
 
     def _delete_where(self, table: str, where: FilterExpression | None) -> int:
         """One ``DELETE ... WHERE`` over the raw rows (the base hands over the version condition and the
