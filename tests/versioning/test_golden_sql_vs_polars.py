@@ -52,7 +52,7 @@ test_sql_and_polars_executors_agree_part_3 = _golden(3)
 
 
 @pytest.mark.filterwarnings("ignore")
-@settings(max_examples=batches_for(EXAMPLES // 4), **SETTINGS)
+@settings(max_examples=batches_for(EXAMPLES // 10), **SETTINGS)
 @seed(20261122)
 @given(batch=golden.batches(BATCH))
 def test_delta_store_matches_the_in_memory_store(
@@ -65,7 +65,7 @@ def test_delta_store_matches_the_in_memory_store(
 
 
 @pytest.mark.filterwarnings("ignore")
-@settings(max_examples=batches_for(EXAMPLES // 20), **SETTINGS)
+@settings(max_examples=batches_for(EXAMPLES // 40), **SETTINGS)
 @seed(20261123)
 @given(batch=golden.batches(BATCH))
 def test_delta_store_on_s3_matches_the_in_memory_store(batch: list[golden.Scenario], s3_server: Any) -> None:
