@@ -28,7 +28,7 @@ from metaxy.errors import BackendError
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 from metaxy.testing.postgres_cluster import PostgresCluster
 
-BIG = 600_000  # rows of the interrupted write: its COPY runs for a good fraction of a second
+BIG = 200_000  # rows of the interrupted write: its COPY runs for a good fraction of a second
 
 
 class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="faults/clip", id_columns=["sample_id"], fields=["audio"])):
@@ -184,7 +184,7 @@ def test_a_backend_terminated_during_a_copy_gives_a_typed_error_and_keeps_acknow
 def test_a_server_that_goes_away_during_a_resolve_gives_a_typed_error_and_loses_nothing(
     cluster: PostgresCluster, url: str
 ) -> None:
-    n = 300_000
+    n = 100_000
     with PostgreSQLMetadataStore(url, auto_create_tables=True).open("w") as store:
         store.write(Clip, frame("s", n))
         store.write(Caption, store.resolve_update(Caption).new.head(1000))
