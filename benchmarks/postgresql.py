@@ -82,7 +82,8 @@ def bound_sql(store: object, feats: wl.BenchFeatures, scenario: wl.Scenario, pha
         leaf = store._table(feats.leaf.spec().key)  # type: ignore[attr-defined]
         stored = (
             f"s AS (SELECT DISTINCT ON (sample_uid) sample_uid, metaxy_provenance AS p FROM {_q(leaf)} "
-            f"WHERE metaxy_feature_version = '{feats.leaf.feature_version()}' ORDER BY sample_uid, metaxy_updated_at DESC)"
+            f"WHERE metaxy_feature_version = '{feats.leaf.feature_version()}' "
+            "ORDER BY sample_uid, metaxy_updated_at DESC)"
         )
         sql = (
             "WITH " + ", ".join([*latest, stored]) + f", x AS ({body}) "

@@ -88,4 +88,3 @@ def test_bad_store_urls_are_refused_without_printing_the_password(store: str, me
     assert message in done.stderr
     assert "sekrit" not in done.stderr + done.stdout
     assert not (tmp_path / "d").exists()  # nothing made before the store was checked
-

@@ -65,8 +65,7 @@ def wait_for_statement(url: str, prefix: str, timeout: float = 60.0) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
-                "AND query LIKE %s",
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s",
                 (prefix.replace("%", r"\%") + "%",),
             ).fetchone()
             if row:
@@ -109,7 +108,8 @@ WRITER = textwrap.dedent(
 
     def frame(prefix, n):
         sid = (prefix + pl.int_range(0, n, eager=True).cast(pl.String)).alias("sample_id")
-        return pl.DataFrame([sid]).with_columns(pl.struct(audio=pl.col("sample_id")).alias("metaxy_provenance_by_field"))
+        prov = pl.struct(audio=pl.col("sample_id")).alias("metaxy_provenance_by_field")
+        return pl.DataFrame([sid]).with_columns(prov)
 
     store = PostgreSQLMetadataStore(sys.argv[1], auto_create_tables=True)
     with store.open("w"):

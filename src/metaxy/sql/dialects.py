@@ -253,9 +253,10 @@ class PostgresDialect(SqlDialect):
         # the statement's time). ``OFFSET 0`` keeps a hashing derived table a table of its own.
         for sub in statement.find_all(exp.Subquery):
             inner = sub.this
-            if isinstance(inner, exp.Select) and not inner.args.get("offset") and not inner.args.get("limit"):
-                if any(_hashes(e) for e in inner.expressions):
-                    inner.set("offset", exp.Offset(expression=lit(0)))
+            if not isinstance(inner, exp.Select) or inner.args.get("offset") or inner.args.get("limit"):
+                continue
+            if any(_hashes(e) for e in inner.expressions):
+                inner.set("offset", exp.Offset(expression=lit(0)))
         return statement
 
     def _first(
