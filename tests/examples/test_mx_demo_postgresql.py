@@ -20,6 +20,7 @@ from test_mx_demo import (  # noqa: F401  (collected here: run against the Postg
     test_printed_counts_per_round,
 )
 
+from metaxy._demo.features import build_features
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 
 
@@ -49,7 +50,7 @@ def test_the_metadata_is_in_postgresql_and_no_duckdb_file_is_made(run: duck.Run,
     assert "PostgreSQLMetadataStore(postgresql://127.0.0.1:" in run.stdout
     assert not (run.workdir / "metadata.duckdb").exists()
     clips = duck.N + max(1, duck.N // 10) - max(1, duck.N // 20)
-    with PostgreSQLMetadataStore(pg_url) as store:
+    with build_features("2").graph.use(), PostgreSQLMetadataStore(pg_url) as store:
         assert store.read("video/raw").collect().to_polars().height == clips
         assert store.read("video/transcript").collect().to_polars().height == clips
 
