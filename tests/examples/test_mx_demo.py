@@ -37,8 +37,10 @@ class Run:
     report: dict
 
 
-def _mx(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METAXY_")}
+def _mx(
+    *args: str, cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("METAXY_")}, **(env or {})}
     env["COLUMNS"] = "80"  # the demo widens its tables when not on a terminal
     return subprocess.run([str(BIN / "mx"), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 

@@ -356,37 +356,74 @@ class _Demo:
         )
 
 
-def _explore_commands(root: Path) -> list[str]:
+def _explore_commands(root: Path, *, pg_password: bool = False) -> list[str]:
     """Commands that work from any directory, whether or not the venv is activated."""
     bin_dir = Path(sys.executable).parent
     mx = bin_dir / "mx" if (bin_dir / "mx").exists() else Path("mx")
     dagster = bin_dir / "dagster" if (bin_dir / "dagster").exists() else Path("dagster")
     definitions = Path(__file__).resolve().parents[3] / "examples" / "multimodal" / "definitions.py"
     lines = [f"cd {root} && {mx} metadata status --all-features"]
+    if pg_password:  # the workdir's metaxy.toml holds no password
+        lines[0] = f"cd {root} && PGPASSWORD=<the store's password> {mx} metadata status --all-features"
     if definitions.exists():  # a source checkout (the wheel has no examples/)
         lines.append(f"METAXY_DEMO_WORKDIR={root} DAGSTER_HOME={root / 'dagster'} {dagster} dev -f {definitions}")
     return lines
 
 
+def _prepare_store(wd: Workdir, *, reset: bool) -> str:
+    """Check (or, with ``reset``, empty) the demo's tables in the store; returns the store's description.
+
+    Raises:
+        DemoError: the store already holds the demo's features and ``reset`` was not given.
+    """
+    store = wd.config().get_store()
+    if wd.store_url is None:
+        return "an embedded DuckDB metadata store"
+    keys = [f.spec().key for f in build_features().all()]
+    with store.open("w"):
+        present = [k for k in keys if store.has_feature(k)]
+        if present and not reset:
+            raise DemoError(
+                f"{store.display()} already holds the demo's features ({present[0].to_string()}, ...). "
+                "Hint: pass --reset to drop them and start over, or use another database."
+            )
+        for key in present:
+            store.drop_feature_metadata(key)
+    return f"a PostgreSQL metadata store:\n{store.display()}"
+
+
 def run_demo(
-    workdir: Path, *, clips: int = 300, seed: int = 0, reset: bool = False, console: Console | None = None
+    workdir: Path,
+    *,
+    clips: int = 300,
+    seed: int = 0,
+    reset: bool = False,
+    console: Console | None = None,
+    store_url: str | None = None,
 ) -> DemoReport:
     """Run the three rounds in ``workdir`` and return what happened.
 
+    ``store_url`` (``postgresql://user:password@host:port/db``): keep the metadata in that PostgreSQL
+    database instead of the workdir's embedded DuckDB file.
+
     Raises:
-        DemoError: ``clips`` out of range, or a Dagster run failed.
+        DemoError: ``clips`` out of range, the store holds a previous demo (without ``reset``), or a
+            Dagster run failed.
         DemoWorkdirError: the workdir is unusable or holds a previous demo (without ``reset``).
+        BackendError: the PostgreSQL store cannot be reached.
     """
     check_clips(clips)
     console = console or Console()
     started = time.perf_counter()
-    wd = Workdir(workdir.expanduser().resolve())
+    wd = Workdir(workdir.expanduser().resolve(), store_url=store_url)
+    wd.check(reset=reset)
+    where = _prepare_store(wd, reset=reset)
     wd.prepare(reset=reset)
     demo = _Demo(wd, clips, seed, console)
     console.print(
         Panel.fit(
             "[bold]metaxy demo[/bold]: a multimodal pipeline (audio + frames)\n"
-            "as Dagster assets on an embedded DuckDB metadata store\n"
+            f"as Dagster assets on {where}\n"
             f"working directory: {wd.root}",
             border_style="cyan",
         )
@@ -407,6 +444,6 @@ def run_demo(
     demo.report.seconds = round(time.perf_counter() - started, 2)
     console.print()
     console.print(f"Done in {demo.report.seconds:.1f} s. Explore the results:")
-    for line in _explore_commands(wd.root):
+    for line in _explore_commands(wd.root, pg_password=store_url is not None):
         console.print(f"  {line}", soft_wrap=True, highlight=False)  # copy-pasteable: never folded
     return demo.report

@@ -4,7 +4,7 @@
 <workdir>/
     .metaxy-demo          marker: this directory holds a demo (``--reset`` may wipe it)
     metaxy.toml           store + entry point, so `mx metadata status --all-features` works here
-    metadata.duckdb       the embedded metadata store
+    metadata.duckdb       the embedded metadata store (unless ``mx demo --store postgresql://...``)
     dagster/              the Dagster instance the three rounds ran in (DAGSTER_HOME for `dagster dev`)
     media/<channel>/<video_id>/{audio.wav,frames.png}
     out/<feature>/<feature_version>/<video_id>/<data_version>.json   (chunks: .../<data_version>/<n>.wav)
@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metaxy.config import MetaxyConfig
 from metaxy.errors import MetaxyError
@@ -28,6 +29,7 @@ _MARKER = ".metaxy-demo"
 _OWNED = ("media", "out", "dagster", "metadata.duckdb", "metadata.duckdb.wal", "metaxy.toml", _MARKER)
 STORE_NAME = "demo"
 DUCKDB_STORE = "metaxy.ext.duckdb.DuckDBMetadataStore"
+POSTGRESQL_STORE = "metaxy.ext.postgresql.PostgreSQLMetadataStore"
 
 
 MIN_CLIPS = 4
@@ -59,6 +61,8 @@ class Workdir:
     """Paths of a demo working directory (nothing is created until :meth:`prepare`)."""
 
     root: Path
+    #: ``postgresql://user:password@host:port/db`` of a PostgreSQL store; None: the embedded DuckDB file.
+    store_url: str | None = field(default=None, repr=False)
 
     @property
     def media(self) -> Path:
@@ -135,13 +139,29 @@ class Workdir:
                 f"Cannot write to demo workdir '{root}': {exc.strerror or exc}. Hint: pick a writable --workdir."
             ) from exc
 
+    def store_entry(self) -> dict[str, Any]:
+        """The demo store's configuration: the PostgreSQL store of ``store_url``, or the DuckDB file."""
+        if self.store_url is not None:
+            return {"type": POSTGRESQL_STORE, "config": {"connection_string": self.store_url}}
+        return {"type": DUCKDB_STORE, "config": {"database": str(self.database)}}
+
     def config(self) -> MetaxyConfig:
-        """A configuration with one DuckDB store, ``demo``, on this directory's database file."""
+        """A configuration with one store, ``demo`` (see :meth:`store_entry`)."""
         return MetaxyConfig(
             project="multimodal",
             store=STORE_NAME,
-            stores={STORE_NAME: {"type": DUCKDB_STORE, "config": {"database": str(self.database)}}},
+            stores={STORE_NAME: self.store_entry()},
             auto_create_tables=True,
+        )
+
+    def _toml_store(self) -> str:
+        if self.store_url is None:
+            return f'type = "{DUCKDB_STORE}"\nconfig = {{ database = {json.dumps(str(self.database))} }}\n'
+        # never the password: libpq reads it from PGPASSWORD or ~/.pgpass
+        return (
+            "# the password is not written here: set PGPASSWORD (or use ~/.pgpass) before running mx\n"
+            f'type = "{POSTGRESQL_STORE}"\n'
+            f"config = {{ connection_string = {json.dumps(without_password(self.store_url))} }}\n"
         )
 
     def write_toml(self, audio_code_version: str) -> None:
@@ -151,9 +171,21 @@ class Workdir:
             'project = "multimodal"\n'
             f'store = "{STORE_NAME}"\n'
             'entrypoints = ["metaxy._demo.entrypoint"]\n\n'
-            f"[stores.{STORE_NAME}]\n"
-            f'type = "{DUCKDB_STORE}"\n'
-            f"config = {{ database = {json.dumps(str(self.database))} }}\n\n"
+            f"[stores.{STORE_NAME}]\n" + self._toml_store() + "\n"
             "[ext.demo]\n"
             f'audio_code_version = "{audio_code_version}"\n'
         )
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its user part removed (``postgresql://user@host:port/db``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = (parts.username or "") + "@" + (f"[{host}]" if ":" in host else host)
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -20,6 +20,7 @@ def demo(
     clips: int = 300,
     seed: int = 0,
     reset: bool = False,
+    store: str | None = None,
     json_path: Annotated[Path | None, cyclopts.Parameter(name="--json")] = None,
 ) -> None:
     """Run the multimodal demo end to end: generate clips, materialize, change data and code, re-materialize.
@@ -33,7 +34,10 @@ def demo(
     seed
         Random seed of the generated clips and of the changes.
     reset
-        Wipe a previous demo in ``workdir`` first.
+        Wipe a previous demo in ``workdir`` (and in the ``--store`` database) first.
+    store
+        ``postgresql://user:password@host:port/db``: keep the metadata in this PostgreSQL database
+        instead of the embedded DuckDB file (the password is never printed).
     json_path
         Also write the per-round counts as JSON to this file.
     """
@@ -42,6 +46,12 @@ def demo(
     from metaxy._demo.workdir import Workdir, check_clips
 
     check_clips(clips)  # bad input fails before the slow imports
+    if store is not None and not store.startswith(("postgresql://", "postgres://")):
+        raise CliError(
+            "mx demo --store takes a PostgreSQL URL. Hint: --store postgresql://user:password@host:5432/dbname "
+            "(or leave it out for the embedded DuckDB store).",
+            code="INVALID_ARGUMENT",
+        )
     if workdir is not None:
         Workdir(workdir.expanduser().resolve()).check(reset=reset)
     try:  # the demo needs the `demo` extra; `import metaxy` and the other commands do not
@@ -56,7 +66,7 @@ def demo(
     out = Console(soft_wrap=True)
     if not out.is_terminal:  # piped or captured: wide enough for the tables, whatever COLUMNS says
         out = Console(soft_wrap=True, width=max(console().width, 110))
-    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=out)
+    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=out, store_url=store)
     if json_path is not None:
         json_path.write_text(report.to_json())
     if not report.ok:
