@@ -23,6 +23,7 @@ pytest.register_assert_rewrite(
     "metaxy.testing.conformance_trust",
     "metaxy.testing.conformance_validation",
     "metaxy.testing.conformance_write",
+    "metaxy.testing.golden",
 )
 
 from metaxy.testing.conformance import MetadataStoreConformance  # noqa: E402
