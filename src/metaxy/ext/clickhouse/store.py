@@ -48,6 +48,7 @@ STAGE_PREFIX = "__metaxy_stage_"
 _write_chunk_rows = 250_000
 _table_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _table_locks_guard = threading.Lock()
+_schema_cache: dict[tuple[str, str, str], pl.Schema] = {}
 
 
 def _secret(value: SecretStr | str | None) -> str | None:
@@ -168,6 +169,8 @@ class ClickHouseMetadataStore(MetadataStore):
         self._local.backend["tr"] = tr
 
     def _close_backend(self) -> None:
+        for name in list(self._local.backend.get("stages", {})):
+            self._discard_stage(name)
         tr = self._local.backend.pop("tr", None)
         self._local.backend.clear()
         if tr is not None:
@@ -206,7 +209,30 @@ class ClickHouseMetadataStore(MetadataStore):
         )
         return sorted(rows.column(0).to_pylist()) if rows.num_columns else []
 
+    def _cache_key(self, name: str) -> tuple[str, str, str] | None:
+        """Key of the process-wide schema cache: only for the embedded engine, where every writer of
+        the data directory is in this process (and invalidates the entry on DDL)."""
+        return (self._target.path or "", self._target.database, name) if self.embedded else None
+
+    def _schema_changed(self, name: str) -> None:
+        key = self._cache_key(name)
+        if key is not None:
+            with _table_locks_guard:
+                _schema_cache.pop(key, None)
+
     def _stored_schema(self, name: str) -> pl.Schema | None:
+        key = self._cache_key(name)
+        if key is not None:
+            with _table_locks_guard:
+                if key in _schema_cache:
+                    return _schema_cache[key]
+        schema = self._read_stored_schema(name)
+        if key is not None and schema is not None:
+            with _table_locks_guard:
+                _schema_cache[key] = schema
+        return schema
+
+    def _read_stored_schema(self, name: str) -> pl.Schema | None:
         rows = self._query(
             "Reading the catalog",
             f"SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
@@ -236,7 +262,9 @@ class ClickHouseMetadataStore(MetadataStore):
 
     def _drop(self, name: str) -> None:
         with self._table_lock(name):
+            self._schema_changed(name)
             self._command("Dropping a table", f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+            self._schema_changed(name)
 
     # --- reads ----------------------------------------------------------------------------------------
     def fetch(self, query: exp.Expression, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -301,7 +329,6 @@ class ClickHouseMetadataStore(MetadataStore):
         incoming = lf.collect_schema()
         for n, t in incoming.items():
             _types.ddl_type(n, t)  # refuse unstorable types before anything is created
-        stage = f"{STAGE_PREFIX}{uuid.uuid4().hex}"
         written = 0
         failure: list[BaseException] = []
         arrow_schema = pl.DataFrame(schema=incoming).to_arrow().schema
@@ -321,10 +348,12 @@ class ClickHouseMetadataStore(MetadataStore):
             created = stored is None
             if stored is None:
                 self._create(name, pl.Schema(incoming))
+                merged = pl.Schema(incoming)
             else:
                 merged = pl.Schema(stored)
                 for n, t in incoming.items():
                     if n not in stored:
+                        self._schema_changed(name)
                         self._command(
                             f"Adding column '{n}' to '{name}'",
                             f"ALTER TABLE {self._q(name)} ADD COLUMN IF NOT EXISTS {self._q(n)} {_types.ddl_type(n, t)}",
@@ -335,33 +364,55 @@ class ClickHouseMetadataStore(MetadataStore):
                         f"Writing the schema of '{name}'",
                         f"ALTER TABLE {self._q(name)} MODIFY COMMENT {literal(_types.encode_schema(merged))}",
                     )
-            self._command("Creating a staging table", f"CREATE TABLE {self._q(stage)} AS {self._q(name)}")
+            self._schema_changed(name)
             try:
+                stage = self._stage(name, merged)
                 reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
                 try:
                     self.transport.insert_arrow(stage, list(incoming), reader)
-                except TransportError as exc:
-                    if failure:
-                        raise failure[0] from None
-                    raise self._error(f"Writing table '{name}'", exc) from None
                 except BaseException as exc:
+                    self._discard_stage(name)  # it may hold some of the rows: never attach them
                     if failure and failure[0] is not exc:
                         raise failure[0] from None
+                    if isinstance(exc, TransportError):
+                        raise self._error(f"Writing table '{name}'", exc) from None
                     raise
                 if written:
+                    # one commit of the target's part set: all rows of the write appear at once
                     self._command(
                         f"Writing table '{name}'",
-                        f"ALTER TABLE {self._q(name)} ATTACH PARTITION tuple() FROM {self._q(stage)}",
+                        f"ALTER TABLE {self._q(stage)} MOVE PARTITION tuple() TO TABLE {self._q(name)}",
                     )
             except BaseException:
                 if created:  # no other writer of this process can have used it (the table's lock is held)
+                    self._discard_stage(name)
                     with contextlib.suppress(BackendError):
                         self._command("Dropping a table", f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
+                    self._schema_changed(name)
                 raise
-            finally:
-                with contextlib.suppress(BackendError):
-                    self._command("Dropping a staging table", f"DROP TABLE IF EXISTS {self._q(stage)} SYNC")
         return written
+
+    def _stage(self, name: str, schema: pl.Schema) -> str:
+        """This connection's empty staging table for ``name`` (created with the target's structure,
+        kept for the connection's life and re-created when the target's columns changed)."""
+        stages: dict[str, tuple[str, pl.Schema]] = self._local.backend.setdefault("stages", {})
+        known = stages.get(name)
+        if known is not None and known[1] == schema:
+            return known[0]
+        if known is not None:
+            self._discard_stage(name)
+        stage = f"{STAGE_PREFIX}{uuid.uuid4().hex}"
+        self._command("Creating a staging table", f"CREATE TABLE {self._q(stage)} AS {self._q(name)}")
+        stages[name] = (stage, schema)
+        return stage
+
+    def _discard_stage(self, name: str) -> None:
+        stages: dict[str, tuple[str, pl.Schema]] = self._local.backend.get("stages", {})
+        known = stages.pop(name, None)
+        tr: Transport | None = self._local.backend.get("tr")
+        if known is not None and tr is not None:
+            with contextlib.suppress(TransportError):  # left behind: drop_stale_stages() removes it
+                tr.command(f"DROP TABLE IF EXISTS {self._q(known[0])}")
 
     def _delete_where(self, name: str, where: FilterExpression | None) -> int:
         """A lightweight ``DELETE FROM ... WHERE`` (rows are masked at once, removed at the next merge)."""
