@@ -116,12 +116,12 @@ def resolve_native(
     cache: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
     transport = store.transport  # lazy frames may collect on Polars' threads
 
-    def fetch(statement: Any, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    def fetch(name: str, build: Any, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         from . import _types
         from ._transport import TransportError
 
         try:
-            table = transport.query_arrow(store.dialect.render(statement))
+            table = transport.query_arrow(rendered.text(name, build))  # rendered once per cached plan
         except TransportError as exc:
             raise store._error(f"Resolving '{plan.feature}'", exc) from None
         return _types.conform(table, schema)
@@ -130,13 +130,13 @@ def resolve_native(
         if cache:
             return cache[0]
         if compiled.increment is None:
-            new = fetch(compiled.expected, expected_schema)
+            new = fetch("expected", lambda r: r.expected, expected_schema)
             parts = (new, new.clear(), pl.DataFrame(schema=orphaned_schema))
         else:
             assert stored_schema is not None
             orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
             full = {**expected_schema, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-            df = fetch(compiled.increment, full)
+            df = fetch("increment", lambda r: r.increment, full)
             kinds = df.get_column(KIND)
             parts = (
                 df.filter(kinds == "new").select(names),
@@ -155,6 +155,6 @@ def resolve_native(
         nw.from_native(pl.defer(lambda i=i: run()[i], schema=schema))  # type: ignore[misc]
         for i, schema in enumerate([expected_schema, expected_schema, orphaned_schema])
     ]
-    expected_frame = pl.defer(lambda: fetch(compiled.expected, expected_schema), schema=expected_schema)
+    expected_frame = pl.defer(lambda: fetch("expected", lambda r: r.expected, expected_schema), schema=expected_schema)
     new, stale, orphaned = frames
     return LazyIncrement(new, stale, orphaned, input=nw.from_native(expected_frame), collector=collect)
