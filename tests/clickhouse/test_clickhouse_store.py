@@ -55,7 +55,7 @@ def test_chdb_connection_strings() -> None:
     assert parse_target("chdb:///data/meta?database=x").path == "/data/meta"
     assert parse_target("chdb:///data/meta?database=x").database == "x"
     assert parse_target("chdb://:memory:").path == ":memory:"
-    with pytest.raises(InvalidConfigError, match="not absolute.*Hint"):
+    with pytest.raises(InvalidConfigError, match=r"not absolute.*Hint"):
         parse_target("chdb://relative/dir")
     with pytest.raises(InvalidConfigError, match="Unknown ClickHouse connection scheme 'mysql'"):
         ClickHouseMetadataStore(f"mysql://u:{SECRET}@h/db")
@@ -100,9 +100,11 @@ def test_a_closed_port_gives_a_typed_error_without_the_password() -> None:
     store = ClickHouseMetadataStore(
         f"clickhouse+http://alice:{SECRET}@127.0.0.1:{port}/meta", connect_timeout=2, auto_create_tables=True
     )
-    with pytest.raises(BackendError, match=r"Connecting on .*127\.0\.0\.1.* failed.*server is running") as info:
-        with store.open("w"):
-            pass
+    with (
+        pytest.raises(BackendError, match=r"Connecting on .*127\.0\.0\.1.* failed.*server is running") as info,
+        store.open("w"),
+    ):
+        pass
     assert SECRET not in str(info.value) and SECRET not in repr(info.value.__cause__)
 
 
@@ -113,9 +115,8 @@ def test_a_second_engine_directory_in_one_process_is_refused(chdb_engine_path: s
     with _store(chdb_engine_path).open("w"):
         pass
     other = ClickHouseMetadataStore(f"chdb://{tmp_path}?database=x")
-    with pytest.raises(BackendError, match="one engine directory per process.*Hint"):
-        with other.open("r"):
-            pass
+    with pytest.raises(BackendError, match=r"one engine directory per process.*Hint"), other.open("r"):
+        pass
 
 
 class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="ch/clip", id_columns=["sid"], fields=["audio", "frames"])):

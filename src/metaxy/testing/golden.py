@@ -247,8 +247,8 @@ def check_against_reference(
     ``("polars",)`` otherwise; ``"native"`` must also equal ``"polars"`` on the same store row for
     row (same timestamps). Scenarios drawn with the Map representation run with Structs on a
     store without ``map_type``. ``hash_algorithm``: the reference hashes with it (give the same to
-    ``make_store``; default: the reference's default). A store per scenario: measured on DuckDB and PostgreSQL, one store
-    session holding a whole batch's tables was slower per scenario, not faster.
+    ``make_store``; default: the reference's default). A store per scenario: measured on DuckDB and
+    PostgreSQL, one store session holding a whole batch's tables was slower per scenario, not faster.
     """
     warnings.simplefilter("ignore")
     caps = make_store().capabilities

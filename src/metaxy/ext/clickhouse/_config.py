@@ -13,7 +13,7 @@ Accepted forms (the password is masked wherever the store is shown):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -54,7 +54,7 @@ class Target:
     port: int = 8123
     secure: bool = False
     user: str = "default"
-    password: SecretStr = SecretStr("")
+    password: SecretStr = field(default_factory=lambda: SecretStr(""))
 
     def display(self) -> str:
         if self.kind == "chdb":

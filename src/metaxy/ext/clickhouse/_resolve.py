@@ -102,7 +102,7 @@ def resolve_native(
     )
     compiled = rendered.compiled
     by_field: pl.DataType = (
-        pl.Map(pl.String, pl.String)  # type: ignore[attr-defined]
+        pl.Map(pl.String, pl.String)
         if request.settings.map_mode
         else pl.Struct({k: pl.String() for k in plan.field_struct_keys})
     )

@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 
 from metaxy.errors import BackendError
+from metaxy.sql.dialects import ClickHouseDialect as _Dialect
 
 from ._config import Target
-from metaxy.sql.dialects import ClickHouseDialect as _Dialect
 
 __all__ = ["ChdbTransport", "HttpTransport", "Transport", "TransportError", "open_transport"]
 
@@ -155,7 +155,7 @@ class HttpTransport(Transport):
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         self.database = target.database
-        common = dict(
+        common: dict[str, Any] = dict(
             host=target.host,
             port=target.port,
             username=target.user,

@@ -10,6 +10,7 @@ Map and Struct columns).
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -51,7 +52,9 @@ def ddl_type(name: str, dtype: pl.DataType) -> str:
         ) from None
 
 
-def _type(dtype: pl.DataType) -> str:
+def _type(dtype: Any) -> str:
+    if isinstance(dtype, type):
+        dtype = dtype()
     if isinstance(dtype, pl.Datetime):
         precision = {"ms": 3, "us": 6, "ns": 9}[dtype.time_unit]
         tz = f", '{dtype.time_zone}'" if dtype.time_zone else ""
@@ -61,7 +64,7 @@ def _type(dtype: pl.DataType) -> str:
             raise MetadataSchemaError("empty struct")
         return "Tuple(" + ", ".join(f"{_DIALECT.identifier(f.name)} {_type(f.dtype)}" for f in dtype.fields) + ")"
     if isinstance(dtype, pl.Map):
-        return f"Map(String, {_type(dtype.value)})"  # type: ignore[attr-defined]
+        return f"Map(String, {_type(dtype.value)})"
     if isinstance(dtype, pl.List | pl.Array):
         return f"Array({_type(dtype.inner)})"
     if isinstance(dtype, pl.Duration | pl.Time | pl.Decimal | pl.Object | pl.Int128 | pl.UInt128):

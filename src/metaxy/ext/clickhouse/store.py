@@ -354,10 +354,8 @@ class ClickHouseMetadataStore(MetadataStore):
                 for n, t in incoming.items():
                     if n not in stored:
                         self._schema_changed(name)
-                        self._command(
-                            f"Adding column '{n}' to '{name}'",
-                            f"ALTER TABLE {self._q(name)} ADD COLUMN IF NOT EXISTS {self._q(n)} {_types.ddl_type(n, t)}",
-                        )
+                        add = f"ADD COLUMN IF NOT EXISTS {self._q(n)} {_types.ddl_type(n, t)}"
+                        self._command(f"Adding column '{n}' to '{name}'", f"ALTER TABLE {self._q(name)} {add}")
                         merged[n] = t
                 if merged != stored:
                     self._command(
