@@ -48,9 +48,11 @@ def median_times(fns, rounds: int) -> list[float]:
 
 
 def _latest(table: str, columns: str) -> str:
+    """The latest row per sample with metaxy's semantics (the same order and tie-breaks as the
+    Polars reference; soft-deleted latest rows hidden)."""
     return (
         f'SELECT sample_uid, {columns} FROM "{table}" ORDER BY coalesce(metaxy_deleted_at, metaxy_updated_at) DESC, '
-        "metaxy_data_version DESC LIMIT 1 BY sample_uid"
+        "metaxy_data_version DESC, metaxy_provenance DESC LIMIT 1 BY sample_uid"
     )
 
 

@@ -15,6 +15,7 @@ import narwhals as nw
 import polars as pl
 
 from metaxy.errors import PolarsMaterializationWarning, VersioningEngineMismatchError
+from metaxy.metadata_store._duckdb_resolve import _COPIES, _without_copies
 from metaxy.metadata_store.contract import ResolveRequest
 from metaxy.metadata_store.types import Increment, LazyIncrement
 from metaxy.models import constants as c
@@ -126,17 +127,25 @@ def resolve_native(
             raise store._error(f"Resolving '{plan.feature}'", exc) from None
         return _types.conform(table, schema)
 
+    def fetched(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+        return {n: t for n, t in schema.items() if n not in _COPIES}
+
+    def with_copies(df: pl.DataFrame) -> pl.DataFrame:
+        # the data-version columns of computed rows are the provenance columns: not transferred
+        return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items())
+
     def run() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         if cache:
             return cache[0]
         if compiled.increment is None:
-            new = fetch("expected", lambda r: r.expected, expected_schema)
+            new = with_copies(fetch("fetch_expected", lambda r: _without_copies(r.expected), fetched(expected_schema)))
+            new = new.select(names)
             parts = (new, new.clear(), pl.DataFrame(schema=orphaned_schema))
         else:
             assert stored_schema is not None
             orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
             full = {**expected_schema, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-            df = fetch("increment", lambda r: r.increment, full)
+            df = with_copies(fetch("fetch_increment", lambda r: _without_copies(r.increment), fetched(full)))
             kinds = df.get_column(KIND)
             parts = (
                 df.filter(kinds == "new").select(names),

@@ -48,7 +48,7 @@ STAGE_PREFIX = "__metaxy_stage_"
 _write_chunk_rows = 250_000
 _table_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _table_locks_guard = threading.Lock()
-_schema_cache: dict[tuple[str, str, str], pl.Schema] = {}
+_schema_cache: dict[tuple[str, str, str], pl.Schema | None] = {}
 
 
 def _secret(value: SecretStr | str | None) -> str | None:
@@ -227,7 +227,7 @@ class ClickHouseMetadataStore(MetadataStore):
                 if key in _schema_cache:
                     return _schema_cache[key]
         schema = self._read_stored_schema(name)
-        if key is not None and schema is not None:
+        if key is not None:  # missing tables too: every DDL on the engine's tables comes from this process
             with _table_locks_guard:
                 _schema_cache[key] = schema
         return schema
