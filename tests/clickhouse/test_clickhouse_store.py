@@ -203,3 +203,37 @@ def test_tables_are_mergetree_ordered_by_the_ids_and_deletes_are_lightweight(chd
         assert store.delete(Clip, "sid IN ('s0', 's1')", soft=False) == 2
         assert sorted(store.read(Clip).collect().to_polars()["sid"]) == ["s2", "s3"]
         assert store.delete(Clip, "sid = 'none'", soft=False) == 0
+
+
+# Published vectors of each algorithm over UTF-8 bytes (RFC 1321, FIPS 180-2, xxHash's reference),
+# copied here; the dialect's SQL computed by chdb must give exactly these strings.
+VECTORS = {
+    "md5": {"": "d41d8cd98f00b204e9800998ecf8427e", "abc": "900150983cd24fb0d6963f7d28e17f72"},
+    "sha256": {
+        "": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "abc": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    },
+    "xxhash32": {"": "46947589", "abc": "852579327"},
+    "xxhash64": {"": "17241709254077376921", "abc": "4952883123889572249"},
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(VECTORS))
+def test_the_dialect_hashes_like_the_published_vectors_and_the_python_reference(
+    chdb_engine_path: str, algorithm: str
+) -> None:
+    from sqlglot import exp
+
+    from metaxy.sql.dialects import ClickHouseDialect
+    from metaxy.versioning.hashing import HashAlgorithm, hash_string
+
+    d = ClickHouseDialect()
+    store = _store(chdb_engine_path)
+    texts = [*VECTORS[algorithm], "é|ü|日本", "a" * 1000]
+    with store.open("r"):
+        for text in texts:
+            sql = f"SELECT {d.hash(exp.Literal.string(text), HashAlgorithm(algorithm), 64).sql(dialect='clickhouse')}"
+            got = store.transport.scalar(sql)
+            assert got == hash_string(algorithm, text, 64)
+            if text in VECTORS[algorithm]:
+                assert got == VECTORS[algorithm][text]
