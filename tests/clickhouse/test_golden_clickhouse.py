@@ -18,7 +18,7 @@ from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.testing import golden
 from metaxy.versioning.hashing import HashAlgorithm
 
-EXAMPLES = int(os.environ.get("GOLDEN_CH_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("GOLDEN_CH_EXAMPLES", "20"))
 BATCH = 10
 _databases = itertools.count()
 

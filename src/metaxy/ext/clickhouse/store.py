@@ -6,11 +6,12 @@ crosses into Python, as Arrow.
 
 **Atomic appends.** A ClickHouse ``INSERT`` is atomic only per block: a large insert becomes several
 data parts, each visible as soon as it is committed. An append therefore inserts into a private
-staging table (``__metaxy_stage_<uuid>``, the target's structure), then moves all of its parts into
-the target with one ``ALTER TABLE target ATTACH PARTITION tuple() FROM stage`` -- a single commit of
-the target's part set -- and drops the stage. A failed or killed write leaves at most an orphaned
-stage table (hidden from the store, removable with :meth:`ClickHouseMetadataStore.drop_stale_stages`),
-never partial rows in a feature table.
+staging table (``__metaxy_stage_<uuid>``, the target's structure, one per connection and table,
+reused while its structure matches), then moves all of its parts into the target with one
+``ALTER TABLE stage MOVE PARTITION tuple() TO TABLE target`` -- a single commit of the target's
+part set. A failed write drops the stage; a killed one leaves at most an orphaned stage table
+(hidden from the store, removable with :meth:`ClickHouseMetadataStore.drop_stale_stages`), never
+partial rows in a feature table.
 """
 
 from __future__ import annotations
@@ -321,8 +322,9 @@ class ClickHouseMetadataStore(MetadataStore):
         )
 
     def _append(self, name: str, rows: AppendSource) -> int:
-        """Insert into a staging table, then attach its parts to the target in one commit (see the
-        module docs). New columns are added to the target first, under the table's lock."""
+        """Insert into this connection's staging table, then move its parts into the target in one
+        commit (see the module docs). New columns are added to the target first, under the table's
+        lock."""
         import pyarrow as pa
 
         lf = _types.storable_frame(rows.to_polars())
