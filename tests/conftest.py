@@ -63,3 +63,11 @@ def postgres_url(postgres_cluster: Any, request: pytest.FixtureRequest) -> str:
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
     url: str = postgres_cluster.create_database(name)
     return url
+
+
+# --- ClickHouse (chdb) ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chdb_engine_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The one chdb engine directory of this test process (chdb runs one engine per process;
+    stores isolate by database)."""
+    return str(tmp_path_factory.mktemp("chdb_engine"))

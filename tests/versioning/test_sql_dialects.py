@@ -177,10 +177,10 @@ def test_postgres_uses_its_own_latest_row_hashing_and_row_identity(graph: mx.Fea
 
 
 @pytest.fixture(scope="module")
-def chdb_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def chdb_session(chdb_engine_path: str) -> Iterator[Any]:
     from chdb import session
 
-    sess = session.Session(str(tmp_path_factory.mktemp("chdb")))
+    sess = session.Session(chdb_engine_path)  # chdb runs one engine directory per process
     yield sess
     sess.close()
 

@@ -196,6 +196,13 @@ def _row_number(partition: Sequence[str], order: Sequence[exp.Ordered]) -> exp.W
     )
 
 
+def _named(item: exp.Expression) -> exp.Expression:
+    """A qualified column projection aliased to its own name (others unchanged)."""
+    if isinstance(item, exp.Column) and item.args.get("table") is not None and item.name:
+        return exp.Alias(this=item, alias=exp.Identifier(this=item.name, quoted=True))
+    return item
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -309,6 +316,12 @@ class ClickHouseDialect(SqlDialect):
     row_identity = None
 
     def finish(self, statement: exp.Expression) -> exp.Expression:
+        # ClickHouse names an unaliased qualified projection `t.col` (not `col`), so an outer query
+        # could not refer to it by its name: alias every qualified column projection to its name.
+        for query in list(statement.find_all(exp.Select)):
+            items = query.expressions
+            if any(isinstance(e, exp.Column) and e.args.get("table") is not None for e in items):
+                query.set("expressions", [_named(e) for e in items])
         if isinstance(statement, exp.Select) and not statement.args.get("settings"):
             setting = exp.EQ(this=exp.Column(this=exp.Identifier(this="join_use_nulls")), expression=lit(1))
             statement.set("settings", [setting])

@@ -238,6 +238,7 @@ def check_against_reference(
     batch: Sequence[Scenario],
     *,
     engines: Sequence[str] | None = None,
+    hash_algorithm: str | None = None,
 ) -> int:
     """Play each scenario of ``batch`` into a new ``make_store()`` and into the in-memory store, and
     assert their increments are equal. Returns the number of scenarios checked.
@@ -245,8 +246,9 @@ def check_against_reference(
     ``engines`` defaults to ``("native", "polars")`` for a store with ``native_resolve`` and
     ``("polars",)`` otherwise; ``"native"`` must also equal ``"polars"`` on the same store row for
     row (same timestamps). Scenarios drawn with the Map representation run with Structs on a
-    store without ``map_type``. A store per scenario: measured on DuckDB and PostgreSQL, one store
-    session holding a whole batch's tables was slower per scenario, not faster.
+    store without ``map_type``. ``hash_algorithm``: the reference hashes with it (give the same to
+    ``make_store``; default: the reference's default). A store per scenario: measured on DuckDB and
+    PostgreSQL, one store session holding a whole batch's tables was slower per scenario, not faster.
     """
     warnings.simplefilter("ignore")
     caps = make_store().capabilities
@@ -256,7 +258,7 @@ def check_against_reference(
         with mx.FeatureGraph().use(), mx.MetaxyConfig(enable_map_datatype=map_mode).use():
             graph = build_graph(sc)
             mine = _results(make_store(), sc, graph, engines)
-            ref = _results(InMemoryMetadataStore(), sc, graph, ("polars",))
+            ref = _results(InMemoryMetadataStore(hash_algorithm=hash_algorithm), sc, graph, ("polars",))
         for kind in ("new", "stale", "orphaned"):
             try:
                 if "native" in mine and "polars" in mine:

@@ -1,0 +1,222 @@
+"""The two ways the ClickHouse store reaches an engine, behind one small interface.
+
+* :class:`ChdbTransport` -- the embedded ClickHouse engine (``chdb``) in this process. chdb runs
+  **one** engine per process, on one data directory: every chdb store of a process must use the
+  same path (databases isolate them); a second, different path raises :class:`BackendError`
+  before chdb is asked.
+* :class:`HttpTransport` -- a ClickHouse server over HTTP(S) through ``clickhouse-connect``.
+
+Both run the same SQL text (rendered by :class:`~metaxy.sql.dialects.ClickHouseDialect`), return
+query results as Arrow tables and take inserts as Arrow record batches. Drivers are imported when a
+transport is created (``import metaxy`` stays light).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from metaxy.errors import BackendError
+from metaxy.sql.dialects import ClickHouseDialect as _Dialect
+
+from ._config import Target
+
+__all__ = ["ChdbTransport", "HttpTransport", "Transport", "TransportError", "open_transport"]
+
+
+class TransportError(Exception):
+    """A failed engine call; ``unavailable`` when the engine could not be reached at all."""
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.unavailable = unavailable
+
+
+class Transport(ABC):
+    """One connection (one thread's) to a ClickHouse engine, with ``database`` as its default."""
+
+    database: str
+
+    @abstractmethod
+    def query_arrow(self, sql: str) -> pa.Table:
+        """The rows of a query as an Arrow table (with its schema, also when empty)."""
+
+    @abstractmethod
+    def command(self, sql: str) -> None:
+        """Run a statement that returns no rows (DDL, ALTER, DELETE, INSERT ... SELECT)."""
+
+    @abstractmethod
+    def insert_arrow(self, table: str, columns: Sequence[str], reader: pa.RecordBatchReader) -> None:
+        """Insert the batches of ``reader`` into ``table`` (of the default database), by column name."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def scalar(self, sql: str) -> Any:
+        table = self.query_arrow(sql)
+        return table.column(0)[0].as_py() if table.num_rows else None
+
+
+# --- chdb -----------------------------------------------------------------------------------------
+
+_engine_lock = threading.Lock()
+_engine_path: str | None = None
+
+
+def engine_path() -> str | None:
+    """The data directory of this process's chdb engine (None before the first chdb store opened)."""
+    return _engine_path
+
+
+class ChdbTransport(Transport):
+    def __init__(self, path: str, database: str, *, create_database: bool = True) -> None:
+        global _engine_path
+        import chdb
+
+        with _engine_lock:
+            if _engine_path is not None and _engine_path != path:
+                raise BackendError(
+                    f"This process already runs the embedded ClickHouse engine (chdb) on '{_engine_path}'; "
+                    f"a store on '{path}' cannot open: chdb runs one engine directory per process. "
+                    "Hint: point every chdb store of the process at the same directory and separate them by "
+                    "database ('chdb:///dir?database=name'), or use a ClickHouse server."
+                )
+            try:
+                self._conn = chdb.connect(path)
+            except Exception as exc:
+                raise TransportError(f"chdb could not open '{path}': {exc}", unavailable=True) from None
+            _engine_path = path
+        self.database = database
+        try:
+            if create_database:
+                self.command(f"CREATE DATABASE IF NOT EXISTS {_quote(database)}")
+            self.command(f"USE {_quote(database)}")
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _query(self, sql: str, fmt: str) -> Any:
+        try:
+            return self._conn.query(sql, fmt)
+        except Exception as exc:
+            raise TransportError(str(exc).strip()) from None
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        res = self._query(sql, "Arrow")
+        if len(res) == 0:
+            return pa.table({})
+        return pa.ipc.open_file(pa.py_buffer(res.bytes())).read_all()
+
+    def command(self, sql: str) -> None:
+        self._query(sql, "CSV")
+
+    def insert_arrow(self, table: str, columns: Sequence[str], reader: pa.RecordBatchReader) -> None:
+        names = ", ".join(_quote(c) for c in columns)
+        sql = f"INSERT INTO {_quote(self.database)}.{_quote(table)} ({names})"
+        buf = io.BytesIO()
+        try:
+            with self._conn.send_insert(sql, "ArrowStream") as ins:
+                with pa.ipc.new_stream(buf, reader.schema) as writer:
+                    for batch in reader:
+                        writer.write_batch(batch)
+                        if buf.tell() >= 1 << 22:
+                            ins.append(buf.getvalue())
+                            buf.seek(0)
+                            buf.truncate()
+                ins.append(buf.getvalue())
+                ins.finish()
+        except TransportError:
+            raise
+        except RuntimeError as exc:
+            raise TransportError(str(exc).strip()) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# --- clickhouse-connect (HTTP) ----------------------------------------------------------------------
+
+
+class HttpTransport(Transport):
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout: float,
+        settings: dict[str, Any],
+        create_database: bool,
+    ) -> None:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        self.database = target.database
+        common: dict[str, Any] = dict(
+            host=target.host,
+            port=target.port,
+            username=target.user,
+            password=target.password.get_secret_value(),
+            secure=target.secure,
+            connect_timeout=connect_timeout,
+            settings=settings,
+            autogenerate_session_id=False,
+        )
+        try:
+            if create_database:
+                bootstrap = clickhouse_connect.get_client(database="default", **common)
+                try:
+                    bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_quote(target.database)}")
+                finally:
+                    bootstrap.close()
+            self._client = clickhouse_connect.get_client(database=target.database, **common)
+        except ClickHouseError as exc:
+            raise TransportError(str(exc).strip(), unavailable=_unreachable(exc)) from None
+        except OSError as exc:
+            raise TransportError(str(exc).strip(), unavailable=True) from None
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            return fn(*args, **kwargs)
+        except ClickHouseError as exc:
+            raise TransportError(str(exc).strip(), unavailable=_unreachable(exc)) from None
+        except OSError as exc:
+            raise TransportError(str(exc).strip(), unavailable=True) from None
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        table: pa.Table = self._call(self._client.query_arrow, sql, use_strings=True)
+        return table
+
+    def command(self, sql: str) -> None:
+        self._call(self._client.command, sql)
+
+    def insert_arrow(self, table: str, columns: Sequence[str], reader: pa.RecordBatchReader) -> None:
+        for batch in reader:
+            if batch.num_rows:
+                self._call(self._client.insert_arrow, table, pa.Table.from_batches([batch]), database=self.database)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OperationalError"
+
+
+def _quote(name: str) -> str:
+    return _Dialect().identifier(name)
+
+
+def open_transport(
+    target: Target, *, connect_timeout: float, settings: dict[str, Any], create_database: bool
+) -> Transport:
+    """A connection to the target's engine (one per thread that opens the store)."""
+    if target.kind == "chdb":
+        assert target.path is not None
+        return ChdbTransport(target.path, target.database)
+    return HttpTransport(target, connect_timeout=connect_timeout, settings=settings, create_database=create_database)

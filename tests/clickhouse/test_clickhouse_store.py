@@ -1,0 +1,239 @@
+"""The ClickHouse store beyond the conformance suite: connection strings and masking, the server
+transport up to the wire (no ClickHouse server can be installed here: a closed port on 127.0.0.1
+gives a typed error), one chdb engine directory per process, atomic staged appends, Map and Struct
+round trips, and the statements it sends."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+import metaxy as mx
+from metaxy.errors import BackendError, InvalidConfigError
+from metaxy.ext.clickhouse import ClickHouseMetadataStore
+from metaxy.ext.clickhouse._config import parse_target
+from metaxy.ext.clickhouse.store import STAGE_PREFIX
+
+_dbs = itertools.count()
+SECRET = "s3cr3t-Pa55word"
+
+
+def _store(path: str, **kwargs: Any) -> ClickHouseMetadataStore:
+    kwargs.setdefault("auto_create_tables", True)
+    return ClickHouseMetadataStore(f"chdb://{path}?database=u{next(_dbs)}", **kwargs)
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "secure", "db"),
+    [
+        (f"clickhouse+native://alice:{SECRET}@db.example:9000/meta", "db.example", 8123, False, "meta"),
+        (f"clickhouse+native://alice:{SECRET}@db.example:9440/meta?secure=true", "db.example", 8443, True, "meta"),
+        (f"clickhouse+http://alice:{SECRET}@db.example:8124/meta", "db.example", 8124, False, "meta"),
+        (f"clickhouse+https://alice:{SECRET}@db.example/meta", "db.example", 8443, True, "meta"),
+        ("clickhouse://db.example", "db.example", 8123, False, "default"),
+    ],
+)
+def test_server_connection_strings(url: str, host: str, port: int, secure: bool, db: str) -> None:
+    target = parse_target(url)
+    assert (target.kind, target.host, target.port, target.secure, target.database) == ("server", host, port, secure, db)
+    store = ClickHouseMetadataStore(url)
+    assert SECRET not in repr(store) and SECRET not in store.display()
+    if "alice" in url:
+        assert target.password.get_secret_value() == SECRET and target.user == "alice"
+
+
+def test_chdb_connection_strings() -> None:
+    assert parse_target("chdb:///data/meta?database=x").path == "/data/meta"
+    assert parse_target("chdb:///data/meta?database=x").database == "x"
+    assert parse_target("chdb://:memory:").path == ":memory:"
+    with pytest.raises(InvalidConfigError, match=r"not absolute.*Hint"):
+        parse_target("chdb://relative/dir")
+    with pytest.raises(InvalidConfigError, match="Unknown ClickHouse connection scheme 'mysql'"):
+        ClickHouseMetadataStore(f"mysql://u:{SECRET}@h/db")
+    with pytest.raises(InvalidConfigError, match="needs a connection_string or a host"):
+        ClickHouseMetadataStore()
+
+
+def test_parameters_override_the_string_and_the_config_masks_the_password() -> None:
+    store = ClickHouseMetadataStore(
+        "clickhouse+http://bob@h:8123/a", password=SECRET, database="b", http_port=18123, user="carol"
+    )
+    assert store.target.database == "b" and store.target.port == 18123 and store.target.user == "carol"
+    config = ClickHouseMetadataStore.config_model().model_validate(
+        {"connection_string": f"clickhouse+native://u:{SECRET}@h:9000/db", "password": SECRET}
+    )
+    assert SECRET not in repr(config) and SECRET not in str(config.model_dump(mode="json"))
+
+
+def test_the_type_path_builds_the_store_from_metaxy_toml(tmp_path: Any, chdb_engine_path: str) -> None:
+    (tmp_path / "metaxy.toml").write_text(
+        f"""
+store = "ch"
+[stores.ch]
+type = "metaxy.ext.clickhouse.ClickHouseMetadataStore"
+[stores.ch.config]
+connection_string = "chdb://{chdb_engine_path}?database=toml"
+table_prefix = "p_"
+hash_algorithm = "xxhash64"
+"""
+    )
+    config = mx.MetaxyConfig.load(tmp_path / "metaxy.toml")
+    store = config.get_store("ch")
+    assert isinstance(store, ClickHouseMetadataStore)
+    assert store.table_prefix == "p_" and store.hash_algorithm.value == "xxhash64"
+    assert store.target.database == "toml"
+
+
+def test_a_closed_port_gives_a_typed_error_without_the_password() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    store = ClickHouseMetadataStore(
+        f"clickhouse+http://alice:{SECRET}@127.0.0.1:{port}/meta", connect_timeout=2, auto_create_tables=True
+    )
+    with (
+        pytest.raises(BackendError, match=r"Connecting on .*127\.0\.0\.1.* failed.*server is running") as info,
+        store.open("w"),
+    ):
+        pass
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value.__cause__)
+
+
+# --- the embedded engine ------------------------------------------------------------------------------
+
+
+def test_a_second_engine_directory_in_one_process_is_refused(chdb_engine_path: str, tmp_path: Any) -> None:
+    with _store(chdb_engine_path).open("w"):
+        pass
+    other = ClickHouseMetadataStore(f"chdb://{tmp_path}?database=x")
+    with pytest.raises(BackendError, match=r"one engine directory per process.*Hint"), other.open("r"):
+        pass
+
+
+class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="ch/clip", id_columns=["sid"], fields=["audio", "frames"])):
+    sid: str
+
+
+def _rows(n: int, start: int = 0) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "sid": [f"s{i}" for i in range(start, start + n)],
+            "metaxy_provenance_by_field": [{"audio": f"a{i}", "frames": f"f{i}"} for i in range(start, start + n)],
+        }
+    )
+
+
+def test_an_append_that_fails_midway_leaves_no_rows_and_no_stage(chdb_engine_path: str) -> None:
+    store = _store(chdb_engine_path)
+    with store.open("w"):
+        store.write(Clip, _rows(3))
+
+        def boom(s: pl.Series) -> pl.Series:
+            if (s == "s400000").any():
+                raise RuntimeError("the user's frame broke")
+            return s
+
+        big = _rows(600_000).lazy().with_columns(pl.col("sid").map_batches(boom, return_dtype=pl.String))
+        with pytest.raises(RuntimeError, match="the user's frame broke"):
+            store.write(Clip, big)
+        assert store.read(Clip).collect().to_polars().height == 3
+        tables = store.transport.query_arrow("SELECT name FROM system.tables WHERE database = currentDatabase()")
+    assert not [t for t in tables.column(0).to_pylist() if t.startswith(STAGE_PREFIX)]
+    with store.open("r"):
+        assert store.read(Clip).collect().to_polars().height == 3
+
+
+def test_threads_writing_one_table_lose_nothing(chdb_engine_path: str) -> None:
+    store = _store(chdb_engine_path)
+    with store.open("w"):
+        store.write(Clip, _rows(1))
+
+    def work(k: int) -> None:
+        with store.open("w"):
+            for j in range(5):
+                store.write(Clip, _rows(10, start=1000 * k + 10 * j + 1))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with store.open("r"):
+        assert store.read(Clip).collect().to_polars().height == 1 + 4 * 5 * 10
+
+
+@pytest.mark.parametrize("map_mode", [False, True], ids=["struct", "map"])
+def test_map_and_struct_columns_round_trip_exactly(chdb_engine_path: str, map_mode: bool) -> None:
+    dtype = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"k": pl.String, "z": pl.String})  # type: ignore[attr-defined]
+    values = [{"k": "v", "z": None}, {"k": None, "z": None}, {"k": "", "z": "é"}] if not map_mode else None
+    if map_mode:
+        entries = [[("k", "v")], [], [("a", None), ("b", "")]]
+        col = pl.Series("extra", [[{"key": k, "value": v} for k, v in e] for e in entries], dtype=dtype)
+    else:
+        col = pl.Series("extra", values, dtype=dtype)
+    frame = _rows(3).with_columns(col)
+    with mx.MetaxyConfig(enable_map_datatype=map_mode).use():
+        store = _store(chdb_engine_path)
+        with store.open("w"):
+            store.write(Clip, frame)
+            got = store.read(Clip).collect().to_polars().sort("sid")
+    assert got.schema["extra"] == dtype
+    assert_frame_equal(got.select("sid", "extra"), frame.select("sid", "extra"))
+    want_by_field = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"audio": pl.String, "frames": pl.String})  # type: ignore[attr-defined]
+    assert got.schema["metaxy_provenance_by_field"] == want_by_field
+
+
+def test_tables_are_mergetree_ordered_by_the_ids_and_deletes_are_lightweight(chdb_engine_path: str) -> None:
+    store = _store(chdb_engine_path)
+    with store.open("w"):
+        store.write(Clip, _rows(4))
+        info = store.transport.query_arrow(
+            "SELECT engine, sorting_key FROM system.tables WHERE database = currentDatabase() AND name = 'ch__clip'"
+        ).to_pylist()
+        assert [(i["engine"], i["sorting_key"].strip("()")) for i in info] == [("MergeTree", "sid")]
+        assert store.delete(Clip, "sid IN ('s0', 's1')", soft=False) == 2
+        assert sorted(store.read(Clip).collect().to_polars()["sid"]) == ["s2", "s3"]
+        assert store.delete(Clip, "sid = 'none'", soft=False) == 0
+
+
+# Published vectors of each algorithm over UTF-8 bytes (RFC 1321, FIPS 180-2, xxHash's reference),
+# copied here; the dialect's SQL computed by chdb must give exactly these strings.
+VECTORS = {
+    "md5": {"": "d41d8cd98f00b204e9800998ecf8427e", "abc": "900150983cd24fb0d6963f7d28e17f72"},
+    "sha256": {
+        "": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "abc": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+    },
+    "xxhash32": {"": "46947589", "abc": "852579327"},
+    "xxhash64": {"": "17241709254077376921", "abc": "4952883123889572249"},
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(VECTORS))
+def test_the_dialect_hashes_like_the_published_vectors_and_the_python_reference(
+    chdb_engine_path: str, algorithm: str
+) -> None:
+    from sqlglot import exp
+
+    from metaxy.sql.dialects import ClickHouseDialect
+    from metaxy.versioning.hashing import HashAlgorithm, hash_string
+
+    d = ClickHouseDialect()
+    store = _store(chdb_engine_path)
+    texts = [*VECTORS[algorithm], "é|ü|日本", "a" * 1000]
+    with store.open("r"):
+        for text in texts:
+            sql = f"SELECT {d.hash(exp.Literal.string(text), HashAlgorithm(algorithm), 64).sql(dialect='clickhouse')}"
+            got = store.transport.scalar(sql)
+            assert got == hash_string(algorithm, text, 64)
+            if text in VECTORS[algorithm]:
+                assert got == VECTORS[algorithm][text]
