@@ -17,13 +17,14 @@ import metaxy as mx
 from metaxy.errors import StoreCapabilityError
 from metaxy.ext.duckdb import DuckDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
+from metaxy.ext.polars.handlers.iceberg import IcebergMetadataStore
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import StoreBackend, StoreCapabilities
 from metaxy.metadata_store.filters import narwhals_to_filter
 from metaxy.models.filter_expression import FilterExpression
 
 SRC = Path(mx.__file__).resolve().parent
-BACKENDS = [mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore]
+BACKENDS = [mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore, IcebergMetadataStore]
 
 
 def _imports(path: Path) -> set[str]:
