@@ -86,7 +86,8 @@ class IcebergMetadataStore(MetadataStore):
     Args:
         warehouse: Where table files live: a local directory (made absolute) or an object-store
             URI (``s3://bucket/prefix``, ``gs://...``, ``file:///...``).
-        namespace: The catalog namespace holding the tables (dots separate levels).
+        namespace: The catalog namespace holding the tables (dots separate levels, where the
+            catalog supports nested namespaces; the SQL catalog does not).
         catalog_name: The PyIceberg catalog name (also selects ``~/.pyiceberg.yaml`` entries).
         catalog_properties: PyIceberg catalog properties (``type``, ``uri``, ``s3.endpoint``,
             ``s3.access-key-id``, ``s3.secret-access-key``, ``s3.region`` ...). Optional for a
@@ -184,10 +185,25 @@ class IcebergMetadataStore(MetadataStore):
         props = self._catalog_properties()
         catalog = self._retrying("open the catalog of", lambda: load_catalog(self.catalog_name, **props))
         self._local.backend["catalog"] = catalog
-        if mode == "w" and self.auto_create_namespace:
-            self._retrying("create the namespace of", lambda: catalog.create_namespace_if_not_exists(self._ns))
+
+    def _ensure_namespace(self) -> None:
+        """Create the namespace (once per open) unless it exists; a concurrent creator is fine."""
+        if not self.auto_create_namespace or self._local.backend.get("namespace_ready"):
+            return
+        catalog = self._catalog()
+
+        def attempt() -> None:
+            try:
+                catalog.create_namespace_if_not_exists(self._ns)
+            except Exception as exc:
+                if not (_is_driver_error(exc) and catalog.namespace_exists(self._ns)):
+                    raise
+
+        self._retrying("create the namespace of", attempt)
+        self._local.backend["namespace_ready"] = True
 
     def _close_backend(self) -> None:
+        self._local.backend.pop("namespace_ready", None)
         catalog = self._local.backend.pop("catalog", None)
         close = getattr(catalog, "close", None)
         if callable(close):
@@ -289,6 +305,7 @@ class IcebergMetadataStore(MetadataStore):
         """Create the table and append the first rows in one commit: a failing frame leaves no table."""
         from pyiceberg.exceptions import CommitFailedException, TableAlreadyExistsError
 
+        self._ensure_namespace()
         txn = self._catalog().create_table_transaction(self._ident(table), schema=schema, properties=_TABLE_PROPERTIES)
         txn.append(source.reader(schema=schema))
         try:
