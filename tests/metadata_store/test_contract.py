@@ -18,13 +18,20 @@ from metaxy.errors import StoreCapabilityError
 from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
+from metaxy.ext.polars.handlers.iceberg import IcebergMetadataStore
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import StoreBackend, StoreCapabilities
 from metaxy.metadata_store.filters import narwhals_to_filter
 from metaxy.models.filter_expression import FilterExpression
 
 SRC = Path(mx.__file__).resolve().parent
-BACKENDS = [mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore, ClickHouseMetadataStore]
+BACKENDS = [
+    mx.InMemoryMetadataStore,
+    DuckDBMetadataStore,
+    DeltaMetadataStore,
+    ClickHouseMetadataStore,
+    IcebergMetadataStore,
+]
 
 
 def _imports(path: Path) -> set[str]:
