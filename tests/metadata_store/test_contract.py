@@ -16,6 +16,7 @@ import pytest
 import metaxy as mx
 from metaxy.errors import StoreCapabilityError
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import StoreBackend, StoreCapabilities
@@ -23,7 +24,7 @@ from metaxy.metadata_store.filters import narwhals_to_filter
 from metaxy.models.filter_expression import FilterExpression
 
 SRC = Path(mx.__file__).resolve().parent
-BACKENDS = [mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore]
+BACKENDS = [mx.InMemoryMetadataStore, DuckDBMetadataStore, DeltaMetadataStore, LanceDBMetadataStore]
 
 
 def _imports(path: Path) -> set[str]:

@@ -222,11 +222,12 @@ class LanceDBMetadataStore(MetadataStore):
             if stored is not None:
                 frame = self._align(table, frame, stored)
             source = AppendSource(frame)
+            if not exists:
+                # An empty table first, then the rows in an ordinary append: concurrent creators
+                # race only on the empty first version, never on rows.
+                self._db.create_table(table, schema=source.arrow_schema, mode="create")
             with source.reraising():
-                if exists:
-                    self._open_table(table).add(source.reader())
-                else:
-                    self._db.create_table(table, source.reader(), mode="create")
+                self._open_table(table).add(source.reader())
             return source.rows
 
         return self._commit(table, "append to", attempt)
