@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_lancedb import _KnownGaps
 
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.testing import MetadataStoreConformance, StoreFactory
@@ -22,7 +23,7 @@ def lance_options(server: S3Server) -> dict[str, str]:
     }
 
 
-class TestLanceDBS3(MetadataStoreConformance):
+class TestLanceDBS3(_KnownGaps, MetadataStoreConformance):
     @pytest.fixture
     def store_factory(self, s3_server: S3Server) -> StoreFactory:
         def make(**kwargs: Any) -> LanceDBMetadataStore:
