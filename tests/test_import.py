@@ -8,7 +8,19 @@ import sys
 
 import metaxy as mx
 
-HEAVY = ("dagster", "duckdb", "deltalake", "psycopg", "ray", "clickhouse_connect", "ibis", "cyclopts", "rich")
+HEAVY = (
+    "dagster",
+    "duckdb",
+    "deltalake",
+    "lancedb",
+    "lance",
+    "psycopg",
+    "ray",
+    "clickhouse_connect",
+    "ibis",
+    "cyclopts",
+    "rich",
+)
 
 
 def _fresh(code: str) -> str:

@@ -40,6 +40,7 @@ def test_the_published_command_set_is_there() -> None:
         "metadata delete",
         "metadata copy",
         "metadata rebase",
+        "metadata vacuum",
         "push",
         "history",
         "config print",

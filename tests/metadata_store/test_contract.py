@@ -17,6 +17,7 @@ import metaxy as mx
 from metaxy.errors import StoreCapabilityError
 from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.ext.duckdb import DuckDBMetadataStore
+from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.ext.polars.handlers.iceberg import IcebergMetadataStore
 from metaxy.metadata_store.base import MetadataStore
@@ -31,6 +32,7 @@ BACKENDS = [
     DeltaMetadataStore,
     ClickHouseMetadataStore,
     IcebergMetadataStore,
+    LanceDBMetadataStore,
 ]
 
 

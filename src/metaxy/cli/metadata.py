@@ -1,4 +1,4 @@
-"""``mx metadata``: status, delete, copy and rebase stored metadata."""
+"""``mx metadata``: status, delete, copy, rebase and vacuum stored metadata."""
 
 from __future__ import annotations
 
@@ -405,3 +405,77 @@ def rebase(
         return
     verb = "Would rebase" if dry_run else "Rebased"
     note(f"{verb} {n} rows of '{key}' from {from_version} to {target}.")
+
+
+@metadata_app.command(name="vacuum")
+def vacuum(
+    keys: list[str] | None = None,
+    /,
+    *,
+    all_features: AllFeaturesOpt = False,
+    store: str | None = None,
+    retention_hours: Annotated[float, cyclopts.Parameter(name="--retention-hours")] = 168,
+    dry_run: Annotated[bool, cyclopts.Parameter(negative="")] = False,
+    format: FormatOpt = "plain",
+) -> None:
+    """Delete files no committed version references (a killed writer's, those deletes replaced).
+
+    Only stores with a maintenance capability (Delta, LanceDB) have such files; on any other
+    store the command fails with one line. Files younger than --retention-hours are kept, so a
+    writer still running elsewhere keeps its files: pass 0 only when no writer is running.
+
+    Parameters
+    ----------
+    keys
+        Feature keys (or use --all-features).
+    all_features
+        Every table of the store, system tables included.
+    store
+        Store to vacuum (default: the configured default store).
+    retention_hours
+        Keep unreferenced files younger than this many hours (default: 168, a week).
+    dry_run
+        Only list the files that would be deleted.
+    format
+        ``plain`` or ``json``.
+    """
+    from metaxy.errors import StoreCapabilityError
+
+    selected = session.select(keys, all_features)
+    st = _store(store, allow_fallback=False)
+    if not st.capabilities.maintenance:
+        raise StoreCapabilityError(
+            f"{st.display()} has no maintenance operation (vacuum): its engine leaves no unreferenced files "
+            "behind. Hint: vacuum a store that declares it (Delta, LanceDB)."
+        )
+    if retention_hours < 0:
+        raise CliError(
+            f"--retention-hours {retention_hours:g} is negative. Hint: pass 0 or more hours.", code="INVALID_VALUE"
+        )
+    targets: list[Any] = [None] if all_features else list(selected)
+    results: list[dict[str, Any]] = []
+    with st.open("r" if dry_run else "w"), progress("vacuum", len(targets)) as advance, _quiet():
+        for key in targets:
+            label = "(all tables)" if key is None else key.to_string()
+            files = (
+                []
+                if key is not None and not st.has_feature(key)
+                else st.vacuum(key, retention_hours=retention_hours, dry_run=dry_run)
+            )
+            results.append({"feature_key": label, "files": files})
+            advance(description=label)
+    data = {
+        "dry_run": dry_run,
+        "retention_hours": retention_hours,
+        "files": sum(len(r["files"]) for r in results),
+        "features": results,
+    }
+    if format == "json":
+        emit_json(data)
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    print_table(
+        f"{verb} {data['files']} unreferenced file(s)",
+        ["feature", "files"],
+        [[r["feature_key"], len(r["files"])] for r in results],
+    )

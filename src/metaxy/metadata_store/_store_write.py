@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from metaxy.errors import FeatureNotFoundError, MetadataSchemaError, TableNotFoundError
+from metaxy.errors import FeatureNotFoundError, MetadataSchemaError, StoreCapabilityError, TableNotFoundError
 from metaxy.frames import FrameLike
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
@@ -205,6 +205,50 @@ class WritingStore(ReadingStore):
         table = self._table(self._key(feature))
         if self._table_exists(table):
             self._drop(table)
+
+    # --- maintenance -----------------------------------------------------------------------------
+    def vacuum(
+        self, feature: CoercibleToFeatureKey | None = None, *, retention_hours: float = 168, dry_run: bool = False
+    ) -> list[str]:
+        """Delete files no committed version references: those a killed or failed writer left, and
+        those deletes replaced, once older than ``retention_hours`` (``capabilities.maintenance``).
+
+        Files younger than the retention are kept, so a writer still running in another process is
+        never robbed of files it is about to commit: pass ``retention_hours=0`` only when no writer
+        is running. Removing replaced files ends time travel to the versions that used them.
+
+        Args:
+            feature: one feature (class, key or key string); every table (system tables included)
+                when omitted.
+            retention_hours: keep unreferenced files younger than this (default: 7 days).
+            dry_run: only list the files that would be deleted (the store may be open for reading).
+
+        Returns:
+            The deleted (or, with ``dry_run``, deletable) files, as the backend names them.
+
+        Raises:
+            StoreCapabilityError: the store has no maintenance capability (nothing to vacuum).
+            ValueError: ``retention_hours`` is negative.
+            StoreNotOpenError: not open (for writing, unless ``dry_run``).
+            BackendError: the backend could not list or delete the files.
+        """
+        if not self.capabilities.maintenance:
+            raise StoreCapabilityError(
+                f"{self.display()} has no maintenance operation (vacuum): its engine leaves no unreferenced "
+                "files behind. Hint: vacuum only stores that declare capabilities.maintenance (Delta, LanceDB)."
+            )
+        if retention_hours < 0:
+            raise ValueError(f"retention_hours={retention_hours} is negative. Hint: pass 0 or more hours.")
+        if dry_run:
+            self._require_open()
+        else:
+            self._require_write()
+        tables = [self._table(self._key(feature))] if feature is not None else self._list_tables()
+        removed: list[str] = []
+        for table in tables:
+            if self._table_exists(table):
+                removed += self._vacuum(table, retention_hours=retention_hours, dry_run=dry_run)
+        return removed
 
     def copy_metadata(
         self,

@@ -75,6 +75,9 @@ class StoreCapabilities:
             its engine (``MetadataStore.content_sums``); otherwise it is computed in Polars.
         location: the store can name where a feature's rows live (``MetadataStore.location_uri``).
         creates_tables: an append creates a missing table without ``auto_create_tables``.
+        maintenance: the store can remove files no committed version references (left by a
+            killed writer, or replaced by deletes) with ``MetadataStore.vacuum`` / ``mx metadata
+            vacuum``; the backend implements :meth:`StoreBackend._vacuum`.
     """
 
     hash_algorithms: frozenset[HashAlgorithm]
@@ -86,6 +89,7 @@ class StoreCapabilities:
     content_digest: bool = False
     location: bool = False
     creates_tables: bool = True
+    maintenance: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,12 @@ class StoreBackend(ABC):
     def _location_uri(self, key: FeatureKey) -> str | None:
         """Where a feature's rows live (a path or URI, ``capabilities.location``); None if unknown."""
         return None
+
+    def _vacuum(self, table: str, *, retention_hours: float, dry_run: bool) -> list[str]:
+        """Delete the files of an existing table that no committed version references and that are
+        older than ``retention_hours`` (``capabilities.maintenance``); with ``dry_run`` only list
+        them. Returns the files (paths or URIs) deleted or deletable."""
+        raise NotImplementedError(f"{type(self).__name__} declares no maintenance capability")
 
     def _is_read_only(self) -> bool:
         """Whether the store's settings make it read-only (writes raise ``ReadOnlyStoreError``)."""

@@ -14,7 +14,7 @@ writers are serialised by Delta's optimistic concurrency; commits that lose a ra
 
 from __future__ import annotations
 
-import contextlib
+import math
 import os
 import random
 import shutil
@@ -108,6 +108,7 @@ class DeltaMetadataStore(MetadataStore):
         concurrency="many_writers",
         location=True,
         creates_tables=True,
+        maintenance=True,
     )
     config_class = DeltaMetadataStoreConfig
 
@@ -261,49 +262,37 @@ class DeltaMetadataStore(MetadataStore):
         return sorted(t for t in set(candidates) if self._table_exists(t))
 
     # --- maintenance -----------------------------------------------------------------------------
-    def vacuum(self, feature: Any = None, *, retention_hours: int = 168, dry_run: bool = False) -> list[str]:
-        """Delete data files no Delta commit references: files a killed or failed writer left on
-        disk, and files that deletes replaced, once older than ``retention_hours``.
-
-        A full Delta vacuum (``DeltaTable.vacuum(full=True)``) per table. Files younger than the
-        retention are kept, so a writer still running in another process is never robbed of the
-        files it is about to commit: use ``retention_hours=0`` only when no writer is running.
-        Removing replaced files ends time travel to the versions that used them.
-
-        Args:
-            feature: One feature (class, key or key string); every feature table when omitted.
-            retention_hours: Keep unreferenced files younger than this (Delta's default: 7 days).
-            dry_run: List the files that would be deleted without deleting them.
-
-        Returns:
-            The deleted (or, with ``dry_run``, deletable) files, as Delta reports them.
-
-        Raises:
-            ValueError: ``retention_hours`` is negative.
-            BackendError: Delta could not list or delete the files.
-        """
-        if retention_hours < 0:
-            raise ValueError(f"retention_hours={retention_hours} is negative. Hint: pass 0 or more hours.")
+    def _vacuum(self, table: str, *, retention_hours: float, dry_run: bool) -> list[str]:
+        # A full Delta vacuum: every file the log does not reference (a killed writer's files, the
+        # files deletes replaced), not only those removed by a commit.
         deltalake = _import_deltalake()
-        tables = [self._table(self._key(feature))] if feature is not None else self._list_tables()
-        removed: list[str] = []
-        with self.open("w") if not self._modes else contextlib.nullcontext():
-            for table in tables:
-                try:
-                    removed += self._load(table).vacuum(
-                        retention_hours=retention_hours,
-                        dry_run=dry_run,
-                        enforce_retention_duration=False,
-                        full=True,
-                    )
-                except deltalake.exceptions.DeltaError as exc:
-                    raise BackendError(
-                        f"Could not vacuum Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
-                        "Hint: check the credentials in storage_options allow listing and deleting objects."
-                    ) from exc
-        return removed
+        try:
+            files = list(
+                self._load(table).vacuum(
+                    retention_hours=math.ceil(retention_hours),  # never younger than asked
+                    dry_run=dry_run,
+                    enforce_retention_duration=False,
+                    full=True,
+                )
+            )
+            # A dry run also lists files of removed entries that an earlier vacuum already deleted.
+            return self._existing(table, files) if dry_run and files else files
+        except (deltalake.exceptions.DeltaError, OSError) as exc:
+            raise BackendError(
+                f"Could not vacuum Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
+                "Hint: check the credentials in storage_options allow listing and deleting objects."
+            ) from exc
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _existing(self, table: str, files: list[str]) -> list[str]:
+        """The ``files`` (relative to the table) that exist."""
+        uri = self._uri(table)
+        if not self._is_uri:
+            return [f for f in files if os.path.exists(os.path.join(uri, f))]
+        fs, base = _arrow_filesystem(uri, self.storage_options)
+        infos = fs.get_file_info([f"{base}/{f}" for f in files])
+        return [f for f, info in zip(files, infos, strict=True) if info.type != pafs.FileType.NotFound]
+
     def _commit(self, table: str, action: str, attempt: Callable[[], _T]) -> _T:
         """Run ``attempt`` (one Delta transaction), retrying when a concurrent commit won the race."""
         deltalake = _import_deltalake()

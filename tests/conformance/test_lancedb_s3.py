@@ -1,0 +1,32 @@
+"""The conformance suite against the LanceDB store on S3 (moto's server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_lancedb import _KnownGaps
+
+from metaxy.ext.lancedb import LanceDBMetadataStore
+from metaxy.testing import MetadataStoreConformance, StoreFactory
+from metaxy.testing.s3 import S3Server
+
+
+def lance_options(server: S3Server) -> dict[str, str]:
+    """LanceDB's names for the server's endpoint and credentials."""
+    return {
+        "aws_access_key_id": server.access_key_id,
+        "aws_secret_access_key": server.secret_access_key,
+        "aws_endpoint": server.endpoint,
+        "region": server.region,
+        "allow_http": "true",
+    }
+
+
+class TestLanceDBS3(_KnownGaps, MetadataStoreConformance):
+    @pytest.fixture
+    def store_factory(self, s3_server: S3Server) -> StoreFactory:
+        def make(**kwargs: Any) -> LanceDBMetadataStore:
+            return LanceDBMetadataStore(s3_server.url(), storage_options=lance_options(s3_server), **kwargs)
+
+        return make

@@ -1,0 +1,131 @@
+"""``LanceDBMetadataStore``: concurrent writer processes and a killed writer on S3 (moto), vacuum,
+lazy scans, Map/struct columns, configuration, and credentials that never show."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from test_delta_s3_store import _s3_keys
+from test_delta_store import _counter_feature
+
+import metaxy as mx
+from metaxy.config import MetaxyConfig
+from metaxy.errors import BackendError
+from metaxy.ext.lancedb import LanceDBMetadataStore
+from metaxy.frames import collect_to_polars
+from metaxy.models.constants import PROVENANCE_BY_FIELD
+from metaxy.testing.s3 import S3Server
+
+N_WRITERS = 2
+APPENDS_PER_WRITER = 3
+
+
+def _options(server: S3Server) -> dict[str, str]:
+    return {
+        "aws_access_key_id": server.access_key_id,
+        "aws_secret_access_key": server.secret_access_key,
+        "aws_endpoint": server.endpoint,
+        "region": server.region,
+        "allow_http": "true",
+    }
+
+
+def _data_keys(server: S3Server, uri: str, table: str) -> set[str]:
+    prefix = uri.removeprefix(f"s3://{server.bucket}/") + f"/{table}.lance/data/"
+    return _s3_keys(server, prefix)
+
+
+def _append_rows(uri: str, options: dict[str, str], writer: int, start: Any) -> None:
+    with mx.FeatureGraph().use():
+        feature = _counter_feature()
+        store = LanceDBMetadataStore(uri, storage_options=options)
+        start.wait()
+        with store.open("w"):
+            for seq in range(APPENDS_PER_WRITER):
+                frame = pl.DataFrame({"writer": [writer], "seq": [seq], PROVENANCE_BY_FIELD: [{"default": "h"}]})
+                store.write(feature, frame)
+
+
+def test_concurrent_writer_processes_on_s3_lose_no_rows(s3_server: S3Server, graph: mx.FeatureGraph) -> None:
+    uri = s3_server.url()
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(N_WRITERS)
+    procs = [ctx.Process(target=_append_rows, args=(uri, _options(s3_server), w, start)) for w in range(N_WRITERS)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0] * N_WRITERS
+    with LanceDBMetadataStore(uri, storage_options=_options(s3_server)) as store:
+        df = collect_to_polars(store.read(_counter_feature(), with_sample_history=True))
+    assert df.height == N_WRITERS * APPENDS_PER_WRITER
+    assert df.select("writer", "seq").n_unique() == N_WRITERS * APPENDS_PER_WRITER
+
+
+def test_the_secret_never_shows_in_display_repr_or_errors(s3_server: S3Server, graph: mx.FeatureGraph) -> None:
+    secret = s3_server.secret_access_key
+    store = LanceDBMetadataStore(s3_server.url(), storage_options=_options(s3_server), name="lance")
+    assert secret not in repr(store) and secret not in str(store) and secret not in store.display()
+    broken = LanceDBMetadataStore("s3://no-such-bucket/x", storage_options=_options(s3_server), name="lance")
+    feature = _counter_feature()
+    frame = pl.DataFrame({"writer": [1], "seq": [0], PROVENANCE_BY_FIELD: [{"default": "h"}]})
+    with pytest.raises(BackendError) as info, broken.open("w"):
+        broken.write(feature, frame)
+    assert secret not in str(info.value)
+
+
+def test_reads_are_lazy_scans_of_the_lance_dataset(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    feature = _counter_feature()
+    store = LanceDBMetadataStore(tmp_path / "db")
+    frame = pl.DataFrame({"writer": [1, 2, 3], "seq": [0, 0, 0], PROVENANCE_BY_FIELD: [{"default": "h"}] * 3})
+    with store.open("w"):
+        store.write(feature, frame)
+        native = store.read(feature, filters=["writer > 1"]).to_native()
+        assert isinstance(native, pl.LazyFrame)
+        assert "lance_scan" in native.explain()
+        assert sorted(native.collect()["writer"].to_list()) == [2, 3]
+        assert store.location_uri(feature) == str(tmp_path / "db" / "concurrency__counter.lance")
+
+
+def test_map_and_struct_columns_round_trip(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="clip", id_columns=["sid"], fields=["audio"])):
+        sid: str
+
+    tags = pl.Series("tags", [[("k", "v")], []], dtype=pl.List(pl.Struct({"key": pl.String, "value": pl.String})))
+    frame = pl.DataFrame(
+        {"sid": ["a", "b"], "meta": [{"w": 1, "h": 2}, {"w": 3, "h": 4}], PROVENANCE_BY_FIELD: [{"audio": "x"}] * 2}
+    ).with_columns(tags.cast(pl.Map(pl.String, pl.String)))
+    store = LanceDBMetadataStore(tmp_path / "db")
+    with store.open("w"):
+        store.write(Clip, frame)
+        back = collect_to_polars(store.read(Clip)).sort("sid")
+    assert back.schema["tags"] == pl.Map(pl.String, pl.String)
+    assert back["meta"].to_list() == [{"w": 1, "h": 2}, {"w": 3, "h": 4}]
+    assert back["tags"].cast(pl.List(pl.Struct({"key": pl.String, "value": pl.String}))).to_list() == [
+        [{"key": "k", "value": "v"}],
+        [],
+    ]
+
+
+def test_store_is_built_from_metaxy_toml(tmp_path: Path) -> None:
+    (tmp_path / "metaxy.toml").write_text(
+        textwrap.dedent(
+            f"""
+            project = "p"
+            [stores.dev]
+            type = "metaxy.ext.lancedb.LanceDBMetadataStore"
+            [stores.dev.config]
+            uri = "{tmp_path / "db"}"
+            storage_options = {{ aws_secret_access_key = "hunter2-secret" }}
+            """
+        )
+    )
+    cfg = MetaxyConfig.load(tmp_path / "metaxy.toml")
+    store = cfg.get_store("dev")
+    assert isinstance(store, LanceDBMetadataStore) and store.uri == str(tmp_path / "db")
+    assert "hunter2-secret" not in repr(store) + store.display() + repr(cfg)
