@@ -104,8 +104,18 @@ def test_write_and_read_back(ray_cluster: Any, graph: mx.FeatureGraph, make_stor
     assert set(picked.schema().names) == {"sample_id", "score"}
 
 
-@pytest.mark.parametrize("kind", STORES)
-@pytest.mark.parametrize("fault", ["raise_after", "kill_after", "kill_before"])
+# Every store sees a task that commits then raises; a SIGKILLed worker costs a new worker process,
+# so the kills are spread over the stores: after the commit on DuckDB (through the committer
+# actor) and PostgreSQL, before it on Delta.
+FAULTS = [
+    *[("raise_after", kind) for kind in STORES],
+    ("kill_after", "duckdb"),
+    ("kill_after", "postgresql"),
+    ("kill_before", "delta"),
+]
+
+
+@pytest.mark.parametrize(("fault", "kind"), FAULTS)
 def test_retried_and_killed_tasks_commit_once(
     ray_cluster: Any, graph: mx.FeatureGraph, make_store: Any, kind: str, fault: str, tmp_path: Path
 ) -> None:
