@@ -15,8 +15,9 @@ This relies on two attempts of one task never running at the same time, which Ra
 for task retries (a retry is submitted when the previous attempt has failed or its worker died).
 
 **Single-writer stores** (``capabilities.concurrency == "single_writer"``, e.g. a DuckDB file)
-are written by one process only: a named committer actor, created by the driver for the write,
-runs the commits one at a time (``max_concurrency=1``). Its queue is bounded
+are written by one process only: a named committer actor per store (named after the store, so
+every write to one file from one driver shares it; created by the driver, it lives as long as the
+driver's Ray job) runs the commits one at a time (``max_concurrency=1``). Its queue is bounded
 (``max_pending_calls``): a task whose commit finds the queue full waits and retries, so producers
 slow down to the committer's pace instead of piling blocks up in memory -- and no worker ever
 opens the file, so there is no lock conflict to crash on.
@@ -79,16 +80,20 @@ def commit_block(ctx: WorkerContext, token: str, table: pa.Table) -> BlockReport
 
 
 class Committer:
-    """The one writer of a single-writer store during a Ray write (used as a Ray actor)."""
+    """The one writer of a single-writer store (used as a Ray actor, one per store and driver).
 
-    def __init__(self, ctx: WorkerContext) -> None:
-        self._ctx = ctx
+    Every write to the store from this driver funnels through it, whatever the feature (``ctx``
+    comes with each block); it opens the store for each commit, so the file is not held between
+    commits.
+    """
+
+    def __init__(self) -> None:
         self._done: dict[str, int] = {}
 
-    def commit(self, token: str, table: pa.Table) -> BlockReport:
+    def commit(self, ctx: WorkerContext, token: str, table: pa.Table) -> BlockReport:
         if token in self._done:
             return BlockReport(token=token, rows=self._done[token], written=False)
-        report = commit_block(self._ctx, token, table)
+        report = commit_block(ctx, token, table)
         self._done[token] = report.rows
         return report
 
@@ -96,16 +101,19 @@ class Committer:
         return True
 
 
-def submit_to_committer(handle: Any, token: str, table: pa.Table, *, wait_seconds: float = 0.05) -> BlockReport:
+def submit_to_committer(
+    handle: Any, ctx: WorkerContext, token: str, table: pa.Table, *, wait_seconds: float = 0.05
+) -> BlockReport:
     """Send a block to the committer, waiting while its queue is full (backpressure); returns
     once the block is committed (acknowledged)."""
-    import ray
     from ray.exceptions import PendingCallsLimitExceeded
+
+    import ray
 
     delay = wait_seconds
     while True:
         try:
-            ref = handle.commit.remote(token, table)
+            ref = handle.commit.remote(ctx, token, table)
             break
         except PendingCallsLimitExceeded:
             time.sleep(delay)

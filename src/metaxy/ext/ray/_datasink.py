@@ -7,6 +7,7 @@ directly from the worker for stores with ``capabilities.concurrency == "many_wri
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from metaxy.metadata_store.base import MetadataStore
 
-__all__ = ["MetaxyDatasink", "WriteReport", "write_metadata"]
+__all__ = ["MetaxyDatasink", "WriteReport", "stop_committer", "write_metadata"]
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class MetaxyDatasink(Datasink[BlockReport]):
     Args:
         store: the store (not necessarily open).
         feature: feature class, key or key string (in the active graph).
-        write_id: names the write (block tokens, the committer actor); a fresh one by default.
-        max_pending_commits: the committer actor's queue bound (single-writer stores).
+        write_id: names the write (block tokens); a fresh one by default.
+        max_pending_commits: the committer actor's queue bound (single-writer stores; set by the
+            write that creates the store's committer).
     """
 
     def __init__(
@@ -91,7 +93,13 @@ class MetaxyDatasink(Datasink[BlockReport]):
 
     @property
     def committer_name(self) -> str:
-        return f"metaxy-committer-{self.write_id}"
+        return self.committer_name_for(self._ctx.store)
+
+    @staticmethod
+    def committer_name_for(store: MetadataStore) -> str:
+        """One committer per store: named by the store's class and masked display (a DuckDB path)."""
+        digest = hashlib.sha256(f"{store.qualified_class_name}|{store.display()}".encode()).hexdigest()[:16]
+        return f"metaxy-committer-{digest}"
 
     @property
     def single_writer(self) -> bool:
@@ -111,12 +119,13 @@ class MetaxyDatasink(Datasink[BlockReport]):
             actor_cls: Any = ray.remote(Committer)
             self._actor = actor_cls.options(
                 name=self.committer_name,
+                get_if_exists=True,
                 num_cpus=0,
                 max_concurrency=1,
                 max_restarts=-1,
                 max_task_retries=-1,
                 max_pending_calls=self.max_pending_commits,
-            ).remote(self._ctx)
+            ).remote()
             ray.get(self._actor.ping.remote())
 
     def write(self, blocks: Iterable[Any], ctx: Any) -> BlockReport:
@@ -128,7 +137,7 @@ class MetaxyDatasink(Datasink[BlockReport]):
         if self.single_writer:
             import ray
 
-            return submit_to_committer(ray.get_actor(self.committer_name), token, table)
+            return submit_to_committer(ray.get_actor(self.committer_name), self._ctx, token, table)
         return commit_block(self._ctx, token, table)
 
     def on_write_complete(self, write_result: WriteResult[BlockReport]) -> None:
@@ -140,22 +149,30 @@ class MetaxyDatasink(Datasink[BlockReport]):
             blocks=len(reports),
             blocks_skipped=sum(1 for r in reports if not r.written),
         )
-        self._stop_committer()
+        self._actor = None  # the committer stays for the next write to this store
 
     def on_write_failed(self, error: Exception) -> None:
-        self._stop_committer()
-
-    def _stop_committer(self) -> None:
-        if self._actor is not None:
-            import ray
-
-            ray.kill(self._actor)
-            self._actor = None
+        self._actor = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_actor"] = None  # tasks find the committer by name
         return state
+
+
+def stop_committer(store: MetadataStore) -> bool:
+    """Stop the committer actor of a single-writer store (if this driver started one); True if one
+    was running. Call it when the store's file must be opened by another process again for writing
+    while the driver goes on (the committer does not hold the file between commits)."""
+    import ray
+
+    name = MetaxyDatasink.committer_name_for(store)
+    try:
+        actor = ray.get_actor(name)
+    except ValueError:
+        return False
+    ray.kill(actor)
+    return True
 
 
 def write_metadata(
