@@ -375,5 +375,5 @@ class BackendError(MetadataStoreError):
 
 
 class DistributedWriteError(MetadataStoreError):
-    """A distributed (Ray) write of metadata failed: the blocks named in the message were not
-    committed; blocks committed before the failure stay (each block is committed atomically once)."""
+    """A distributed (Ray) write of metadata failed after its retries: the failed task's block was
+    not committed; blocks committed before the failure stay, each whole (each is committed once)."""

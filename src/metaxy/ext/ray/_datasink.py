@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MetaxyDatasink", "WriteReport", "stop_committer", "write_metadata"]
 
+#: The driver's handles of its committer actors, by name: a named actor that is not detached is
+#: destroyed when its last handle goes, so the driver keeps one for the next write to the store.
+_COMMITTERS: dict[str, Any] = {}
+
 
 @dataclass(frozen=True)
 class WriteReport:
@@ -117,7 +121,7 @@ class MetaxyDatasink(Datasink[BlockReport]):
             import ray
 
             actor_cls: Any = ray.remote(Committer)
-            self._actor = actor_cls.options(
+            self._actor = _COMMITTERS[self.committer_name] = actor_cls.options(
                 name=self.committer_name,
                 get_if_exists=True,
                 num_cpus=0,
@@ -167,6 +171,7 @@ def stop_committer(store: MetadataStore) -> bool:
     import ray
 
     name = MetaxyDatasink.committer_name_for(store)
+    _COMMITTERS.pop(name, None)
     try:
         actor = ray.get_actor(name)
     except ValueError:

@@ -9,7 +9,7 @@ For each store (DuckDB: committer actor; Delta: parallel commits from the worker
   tasks (``concurrency``), Ray already started and its workers warm (one warm-up write first);
 * ``read_feature`` of the N rows back (datasource read throughput), against ``store.read`` here.
 
-Usage: ``python benchmarks/ray.py [--rows 1000000] [--blocks 8] [--stores duckdb,delta]``.
+Usage: ``python benchmarks/ray_throughput.py [--rows 1000000] [--blocks 8] [--stores duckdb,delta]``.
 Prints a Markdown table; paste it into benchmarks/RESULTS_ray.md with the load average.
 """
 
