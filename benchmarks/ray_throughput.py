@@ -68,7 +68,7 @@ def bench_store(ray: Any, kind: str, n: int, nblocks: int, tmp: Path) -> dict[st
     out: dict[str, float] = {}
     for label in ("single", "w1", "w2", "warm"):
         shutil.rmtree(tmp / label, ignore_errors=True)
-        (tmp / label).mkdir()
+        (tmp / label).mkdir(parents=True)
     # warm the workers (imports of metaxy/polars/the store driver) outside the timings
     write_metadata(blocks(ray, rows(1000, "warm"), 2), make_store(kind, tmp / "warm"), Clip, concurrency=2)
 

@@ -49,14 +49,11 @@ def _rows(n: int, offset: int = 0) -> pl.DataFrame:
 
 @pytest.fixture
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], mx.MetadataStore]]:
-    made: list[mx.MetadataStore] = []
-
     def make(kind: str) -> mx.MetadataStore:
         if kind == "duckdb":
             from metaxy.ext.duckdb import DuckDBMetadataStore
 
-            made.append(DuckDBMetadataStore(str(tmp_path / "meta.duckdb"), auto_create_tables=True))
-            return made[-1]
+            return DuckDBMetadataStore(str(tmp_path / "meta.duckdb"), auto_create_tables=True)
         if kind == "delta":
             from metaxy.metadata_store.delta import DeltaMetadataStore
 
@@ -66,11 +63,6 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
         return PostgreSQLMetadataStore(request.getfixturevalue("postgres_url"), auto_create_tables=True)
 
     yield make
-    if made and "ray_cluster" in request.fixturenames:
-        from metaxy.ext.ray import stop_committer
-
-        for store in made:
-            stop_committer(store)
 
 
 def _dataset(ray: Any, rows: pl.DataFrame, blocks: int = BLOCKS) -> Any:
@@ -186,20 +178,17 @@ def test_write_metadata_raises_typed_error(ray_cluster: Any, graph: mx.FeatureGr
 
 
 def test_committer_queue_is_bounded(ray_cluster: Any, graph: mx.FeatureGraph, make_store: Any) -> None:
-    """DuckDB: 12 blocks through a committer whose queue holds one: producers wait, all land; a
-    second write to the same file reuses the store's one committer (one writing process)."""
-    from metaxy.ext.ray import MetaxyDatasink, stop_committer, write_metadata
+    """DuckDB: 12 blocks through a committer whose queue holds one: producers wait, all land; the
+    committer is stopped after the write."""
+    from metaxy.ext.ray import write_metadata
 
     clip, _ = _features()
     store = make_store("duckdb")
     report = write_metadata(_dataset(ray_cluster, _rows(600), 12), store, clip, max_pending_commits=1)
     assert report.rows == 600 and report.blocks == 12
-    name = MetaxyDatasink(store, clip).committer_name
-    committer = ray_cluster.get_actor(name)
-    again = write_metadata(_dataset(ray_cluster, _rows(60, offset=600), 2), store, clip)
-    assert again.rows == 60 and ray_cluster.get_actor(name)._actor_id == committer._actor_id
-    assert _stored(store, "ray/clip").height == 660
-    assert stop_committer(store)
+    assert _stored(store, "ray/clip").height == 600
+    names = [a["name"] for a in ray_cluster.util.list_named_actors(all_namespaces=True)]
+    assert f"metaxy-committer-{report.write_id}" not in names
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgresql"])

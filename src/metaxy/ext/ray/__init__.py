@@ -7,7 +7,7 @@ metadata from many workers, each block exactly once (see ``docs/scale.md``).
 from __future__ import annotations
 
 from ._commit import BlockReport
-from ._datasink import MetaxyDatasink, WriteReport, stop_committer, write_metadata
+from ._datasink import MetaxyDatasink, WriteReport, write_metadata
 from ._datasource import INCREMENT_COLUMN, MetaxyDatasource, read_feature, read_increment
 from ._shipping import WorkerContext
 
@@ -20,6 +20,5 @@ __all__ = [
     "WriteReport",
     "read_feature",
     "read_increment",
-    "stop_committer",
     "write_metadata",
 ]

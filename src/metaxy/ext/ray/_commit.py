@@ -15,9 +15,8 @@ This relies on two attempts of one task never running at the same time, which Ra
 for task retries (a retry is submitted when the previous attempt has failed or its worker died).
 
 **Single-writer stores** (``capabilities.concurrency == "single_writer"``, e.g. a DuckDB file)
-are written by one process only: a named committer actor per store (named after the store, so
-every write to one file from one driver shares it; created by the driver, it lives as long as the
-driver's Ray job) runs the commits one at a time (``max_concurrency=1``). Its queue is bounded
+are written by one process only: a named committer actor, created by the driver for the write
+and stopped at its end, runs the commits one at a time (``max_concurrency=1``). Its queue is bounded
 (``max_pending_calls``): a task whose commit finds the queue full waits and retries, so producers
 slow down to the committer's pace instead of piling blocks up in memory -- and no worker ever
 opens the file, so there is no lock conflict to crash on.
@@ -80,12 +79,8 @@ def commit_block(ctx: WorkerContext, token: str, table: pa.Table) -> BlockReport
 
 
 class Committer:
-    """The one writer of a single-writer store (used as a Ray actor, one per store and driver).
-
-    Every write to the store from this driver funnels through it, whatever the feature (``ctx``
-    comes with each block); it opens the store for each commit, so the file is not held between
-    commits.
-    """
+    """The one writer of a single-writer store during a Ray write (used as a Ray actor). It opens
+    the store for each commit, so the file is not held between commits."""
 
     def __init__(self) -> None:
         self._done: dict[str, int] = {}

@@ -7,7 +7,6 @@ directly from the worker for stores with ``capabilities.concurrency == "many_wri
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 
     from metaxy.metadata_store.base import MetadataStore
 
-__all__ = ["MetaxyDatasink", "WriteReport", "stop_committer", "write_metadata"]
+__all__ = ["MetaxyDatasink", "WriteReport", "write_metadata"]
 
 #: The driver's handles of its committer actors, by name: a named actor that is not detached is
 #: destroyed when its last handle goes, so the driver keeps one for the next write to the store.
@@ -97,13 +96,8 @@ class MetaxyDatasink(Datasink[BlockReport]):
 
     @property
     def committer_name(self) -> str:
-        return self.committer_name_for(self._ctx.store)
-
-    @staticmethod
-    def committer_name_for(store: MetadataStore) -> str:
-        """One committer per store: named by the store's class and masked display (a DuckDB path)."""
-        digest = hashlib.sha256(f"{store.qualified_class_name}|{store.display()}".encode()).hexdigest()[:16]
-        return f"metaxy-committer-{digest}"
+        """The committer of this write (single-writer stores): created at the start, stopped at the end."""
+        return f"metaxy-committer-{self.write_id}"
 
     @property
     def single_writer(self) -> bool:
@@ -123,7 +117,6 @@ class MetaxyDatasink(Datasink[BlockReport]):
             actor_cls: Any = ray.remote(Committer)
             self._actor = _COMMITTERS[self.committer_name] = actor_cls.options(
                 name=self.committer_name,
-                get_if_exists=True,
                 num_cpus=0,
                 max_concurrency=1,
                 max_restarts=-1,
@@ -153,31 +146,23 @@ class MetaxyDatasink(Datasink[BlockReport]):
             blocks=len(reports),
             blocks_skipped=sum(1 for r in reports if not r.written),
         )
-        self._actor = None  # the committer stays for the next write to this store
+        self._stop_committer()
 
     def on_write_failed(self, error: Exception) -> None:
+        self._stop_committer()
+
+    def _stop_committer(self) -> None:
+        actor = _COMMITTERS.pop(self.committer_name, None)
         self._actor = None
+        if actor is not None:
+            import ray
+
+            ray.kill(actor)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_actor"] = None  # tasks find the committer by name
         return state
-
-
-def stop_committer(store: MetadataStore) -> bool:
-    """Stop the committer actor of a single-writer store (if this driver started one); True if one
-    was running. Call it when the store's file must be opened by another process again for writing
-    while the driver goes on (the committer does not hold the file between commits)."""
-    import ray
-
-    name = MetaxyDatasink.committer_name_for(store)
-    _COMMITTERS.pop(name, None)
-    try:
-        actor = ray.get_actor(name)
-    except ValueError:
-        return False
-    ray.kill(actor)
-    return True
 
 
 def write_metadata(
