@@ -59,6 +59,7 @@ __all__ = [
     "ConfigError",
     "ConfigValidationError",
     "DependencyError",
+    "DistributedWriteError",
     "DuplicateFeatureError",
     "EntrypointLoadError",
     "ExternalFeatureVersionMismatchError",
@@ -371,3 +372,8 @@ class StoreBusyError(MetadataStoreError):
 
 class BackendError(MetadataStoreError):
     """A database or storage driver raised an error; the original is chained as ``__cause__``."""
+
+
+class DistributedWriteError(MetadataStoreError):
+    """A distributed (Ray) write of metadata failed after its retries: the failed task's block was
+    not committed; blocks committed before the failure stay, each whole (each is committed once)."""

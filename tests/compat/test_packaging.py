@@ -27,6 +27,7 @@ EXTRAS: dict[str, str | None] = {
     "postgresql": "metaxy.ext.postgresql",
     "dagster": "metaxy.ext.dagster",
     "demo": "metaxy._demo",
+    "ray": "metaxy.ext.ray",
     "dev": None,
     "all": None,
 }
@@ -42,13 +43,13 @@ def test_declared_extras_are_exactly_the_built_ones() -> None:
     assert set(extras) == set(EXTRAS)
     for module in filter(None, EXTRAS.values()):
         importlib.import_module(module)
-    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,postgresql,dev]"]
+    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,postgresql,ray,dev]"]
 
 
 def test_no_extra_for_an_integration_that_is_not_built() -> None:
     extras = _project()["optional-dependencies"]
     assert isinstance(extras, dict)
-    unbuilt = {"clickhouse": "metaxy.ext.clickhouse", "ray": "metaxy.ext.ray"}
+    unbuilt = {"clickhouse": "metaxy.ext.clickhouse"}
     for name, module in unbuilt.items():
         assert name not in extras
         with pytest.raises(ModuleNotFoundError):

@@ -89,11 +89,14 @@ class DemoMedia(dg.ConfigurableResource):
         workdir: the demo working directory.
         clips: how many clips to generate when ``media`` is empty (``dagster dev`` on a fresh workdir).
         seed: the random seed of generated clips.
+        ray: run the per-clip computations as Ray tasks and write their rows through the Ray
+            datasink (``mx demo --ray``; a Ray cluster must be initialised).
     """
 
     workdir: str
     clips: int = 300
     seed: int = 0
+    ray: bool = False
 
     @property
     def media_dir(self) -> Path:
@@ -219,11 +222,21 @@ def _per_clip_asset(
                 todo = todo.join(read.rename({column: name}), on="video_id")
         folder = media.folder(feature)
         rows = []
-        for sample in _each(progress, key, todo):
-            # every output row (each of a clip's chunks, too) carries the clip's provenance
-            rows += [{**row, **_provenance(sample)} for row in compute(sample, folder / sample["video_id"])]
+        if media.ray:  # the asset resolved the increment; Ray computes and writes; the asset reports
+            from metaxy._demo.ray_work import compute_on_ray
+
+            progress.start(key, len(todo))
+            schema = {**columns, **{c: todo.schema[c] for c in _SYSTEM}}
+            written = compute_on_ray(store, feature, compute, todo, folder, schema, _SYSTEM)
+            for _ in range(len(todo)):
+                progress.advance(key)
+        else:
+            for sample in _each(progress, key, todo):
+                # every output row (each of a clip's chunks, too) carries the clip's provenance
+                rows += [{**row, **_provenance(sample)} for row in compute(sample, folder / sample["video_id"])]
+            written = len(rows)
         _drop_orphans(store, feature, increment, "video_id", folder)
-        _record(context, increment, ["video_id"], len(rows))
+        _record(context, increment, ["video_id"], written)
         return _frame(rows, todo, columns)
 
     return per_clip
@@ -272,10 +285,12 @@ def _raw_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
 
 
 def _chunks_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
+    code_version = f.audio_code_version  # the closure captures a string, not the feature classes (Ray)
+
     def audio_chunks(sample: _Row, folder: Path) -> list[_Row]:
         """Cut each clip's audio into half-second WAV chunks with their loudness (1 clip -> N chunks)."""
         pcm, rate = read_wav(Path(sample["audio_path"]))
-        signal = decode_audio(pcm, f.audio_code_version)
+        signal = decode_audio(pcm, code_version)
         rows = []
         for n, (start, chunk) in enumerate(split_chunks(signal, rate)):
             path = folder / sample["metaxy_data_version"] / f"{n:03d}.wav"
@@ -295,10 +310,12 @@ def _chunks_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
 
 
 def _transcript_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
+    code_version = f.audio_code_version  # the closure captures a string, not the feature classes (Ray)
+
     def transcripts(sample: _Row, folder: Path) -> list[_Row]:
         """Transcribe each clip's audio: voiced segments named by their pitch ("do re mi")."""
         pcm, rate = read_wav(Path(sample["audio_path"]))
-        result = transcribe(decode_audio(pcm, f.audio_code_version), rate)
+        result = transcribe(decode_audio(pcm, code_version), rate)
         # keyed by provenance (what it was computed from): the stored data version is the hash of
         # what is said (data_version_columns), known only once the row is written
         path = folder / f"{sample['metaxy_provenance']}.json"
@@ -408,14 +425,19 @@ def _report_asset(f: MultimodalFeatures) -> dg.AssetsDefinition:
 
 
 def build_resources(
-    workdir: str | Path, *, clips: int = 300, seed: int = 0, progress: ProgressReporter | None = None
+    workdir: str | Path,
+    *,
+    clips: int = 300,
+    seed: int = 0,
+    progress: ProgressReporter | None = None,
+    ray: bool = False,
 ) -> dict[str, Any]:
     """The resources the assets need: the configured default store, the Metaxy IO manager, the media."""
     store = mxd.MetaxyStoreFromConfigResource()
     return {
         "store": store,
         "io_manager": mxd.MetaxyIOManager(store=store),
-        "media": DemoMedia(workdir=str(workdir), clips=clips, seed=seed),
+        "media": DemoMedia(workdir=str(workdir), clips=clips, seed=seed, ray=ray),
         "progress": dg.ResourceDefinition.hardcoded_resource(progress or ProgressReporter()),
     }
 

@@ -18,6 +18,7 @@ a recomputed transcript the prediction is an upper bound: the words are only kno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sys
@@ -161,7 +162,8 @@ def _quiet() -> Iterator[None]:
 
 
 class _Demo:
-    def __init__(self, workdir: Workdir, clips: int, seed: int, console: Console) -> None:
+    def __init__(self, workdir: Workdir, clips: int, seed: int, console: Console, ray: bool = False) -> None:
+        self.ray = ray
         self.workdir = workdir
         self.clips = clips
         self.seed = seed
@@ -189,7 +191,7 @@ class _Demo:
             assets = build_assets(features)
             result = dg.materialize(
                 [*assets, *mxd.build_metaxy_asset_checks(assets)],
-                resources=build_resources(self.workdir.root, progress=_RichProgress(bars)),
+                resources=build_resources(self.workdir.root, progress=_RichProgress(bars), ray=self.ray),
                 instance=instance,
                 run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                 raise_on_error=False,
@@ -400,8 +402,10 @@ def run_demo(
     reset: bool = False,
     console: Console | None = None,
     store_url: str | None = None,
+    ray: bool = False,
 ) -> DemoReport:
-    """Run the three rounds in ``workdir`` and return what happened.
+    """Run the three rounds in ``workdir`` and return what happened (with ``ray``, the per-clip
+    computations run as Ray tasks on a local Ray cluster, see ``metaxy._demo.ray_work``).
 
     ``store_url`` (``postgresql://user:password@host:port/db``): keep the metadata in that PostgreSQL
     database instead of the workdir's embedded DuckDB file.
@@ -419,7 +423,7 @@ def run_demo(
     wd.check(reset=reset)
     where = _prepare_store(wd, reset=reset)
     wd.prepare(reset=reset)
-    demo = _Demo(wd, clips, seed, console)
+    demo = _Demo(wd, clips, seed, console, ray=ray)
     console.print(
         Panel.fit(
             "[bold]metaxy demo[/bold]: a multimodal pipeline (audio + frames)\n"
@@ -430,6 +434,21 @@ def run_demo(
     )
     wd.dagster_home.mkdir(parents=True, exist_ok=True)
     # A persistent instance in the workdir: `dagster dev` with DAGSTER_HOME=<workdir>/dagster shows the rounds.
+    with contextlib.ExitStack() as stack:
+        if ray:
+            from metaxy._demo.ray_work import local_ray
+
+            stack.enter_context(local_ray())
+        _run_rounds(demo, wd, console)
+    demo.report.seconds = round(time.perf_counter() - started, 2)
+    console.print()
+    console.print(f"Done in {demo.report.seconds:.1f} s. Explore the results:")
+    for line in _explore_commands(wd.root, pg_password=store_url is not None):
+        console.print(f"  {line}", soft_wrap=True, highlight=False)  # copy-pasteable: never folded
+    return demo.report
+
+
+def _run_rounds(demo: _Demo, wd: Workdir, console: Console) -> None:
     with _quiet(), wd.config().use(), dg.DagsterInstance.local_temp(str(wd.dagster_home)) as instance:
         demo.generate()
         demo.run_round("Round 1 · initial run: every clip is new", "1", instance)
@@ -441,9 +460,3 @@ def run_demo(
             "Round 3 · code change: audio decoder 1 -> 2 (code_version of field 'audio')", "2", instance
         )
         demo.claims(data, code)
-    demo.report.seconds = round(time.perf_counter() - started, 2)
-    console.print()
-    console.print(f"Done in {demo.report.seconds:.1f} s. Explore the results:")
-    for line in _explore_commands(wd.root, pg_password=store_url is not None):
-        console.print(f"  {line}", soft_wrap=True, highlight=False)  # copy-pasteable: never folded
-    return demo.report

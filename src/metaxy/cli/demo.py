@@ -22,6 +22,7 @@ def demo(
     reset: bool = False,
     store: str | None = None,
     json_path: Annotated[Path | None, cyclopts.Parameter(name="--json")] = None,
+    ray: bool = False,
 ) -> None:
     """Run the multimodal demo end to end: generate clips, materialize, change data and code, re-materialize.
 
@@ -40,6 +41,9 @@ def demo(
         instead of the embedded DuckDB file (the password is never printed).
     json_path
         Also write the per-round counts as JSON to this file.
+    ray
+        Run the per-clip computations as Ray tasks on a local Ray cluster and write their metadata
+        back through the Ray datasink (needs the ``ray`` extra).
     """
     from rich.console import Console
 
@@ -66,7 +70,14 @@ def demo(
     out = Console(soft_wrap=True)
     if not out.is_terminal:  # piped or captured: wide enough for the tables, whatever COLUMNS says
         out = Console(soft_wrap=True, width=max(console().width, 110))
-    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=out, store_url=store)
+    if ray:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError as exc:
+            raise CliError(
+                "mx demo --ray needs Ray (not installed). Hint: pip install 'metaxy[ray]'.", code="MISSING_EXTRA"
+            ) from exc
+    report = run_demo(root, clips=clips, seed=seed, reset=reset, console=out, store_url=store, ray=ray)
     if json_path is not None:
         json_path.write_text(report.to_json())
     if not report.ok:
