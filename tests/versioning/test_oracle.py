@@ -29,10 +29,10 @@ ROOT_FIELDS = ("audio", "frames", "text")
 ALGORITHMS = (HashAlgorithm.MD5, HashAlgorithm.SHA256, HashAlgorithm.XXHASH32, HashAlgorithm.XXHASH64)
 DOWN = mx.FeatureKey("oracle/down")
 
-SETTINGS = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-}
+SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 def _to_rows(frame: Any) -> list[Row]:
@@ -408,7 +408,7 @@ class Runner:
         self.graph = self.desc.build(self.root_versions, self.field_versions)
 
 
-@settings(max_examples=500, **SETTINGS)
+@settings(SETTINGS, max_examples=500)
 @given(scenarios(max_ops=6))
 def test_resolve_update_matches_the_oracle(scenario: Scenario) -> None:
     desc, algorithm, first_writes, ops = scenario
@@ -422,7 +422,7 @@ def test_resolve_update_matches_the_oracle(scenario: Scenario) -> None:
         runner.check(lazy=True)
 
 
-@settings(max_examples=600, **SETTINGS)
+@settings(SETTINGS, max_examples=600)
 @given(graph_descs(), st.sampled_from(ALGORITHMS), st.data())
 def test_single_resolve_matches_the_oracle(desc: GraphDesc, algorithm: HashAlgorithm, data: st.DataObject) -> None:
     runner = Runner(desc, algorithm)
@@ -461,13 +461,13 @@ _read_ops = st.one_of(
 )
 
 
-@settings(max_examples=900, **SETTINGS)
+@settings(SETTINGS, max_examples=900)
 @given(st.sampled_from(ALGORITHMS), st.lists(_read_ops, min_size=1, max_size=8), st.integers(0, 4))
 def test_read_matches_the_oracle(algorithm: HashAlgorithm, ops: list[tuple[Any, ...]], threshold: int) -> None:
     _check_reads(InMemoryMetadataStore(hash_algorithm=algorithm), algorithm, ops, threshold)
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(SETTINGS, max_examples=300)
 @given(
     st.sampled_from([HashAlgorithm.MD5, HashAlgorithm.SHA256]),
     st.lists(_read_ops, min_size=1, max_size=8),

@@ -5,6 +5,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
+from dagster._core.events import HandledOutputData
 from mxd_helpers import (
     event_types,
     latest_metadata,
@@ -402,6 +403,7 @@ def test_asset_returning_none_with_generated_metadata_is_not_described_twice(
     md = latest_metadata(instance, A)
     assert md["mine"] == 1 and md["dagster/row_count"] == 1
     (handled,) = [e for e in result.all_events if e.event_type_value == "HANDLED_OUTPUT"]
+    assert isinstance(handled.event_specific_data, HandledOutputData)
     assert handled.event_specific_data.metadata == {}, "the IO manager was called (value=None) but added nothing"
     messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("came with the result; not reading the store again" in m for m in messages)

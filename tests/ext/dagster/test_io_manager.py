@@ -216,7 +216,7 @@ def test_input_read_through_a_fallback_store(
     assert result.output_for_node("count_rows") == 2
     observations = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert len(observations) == 1
-    md = observations[0].asset_observation_data.asset_observation.metadata  # type: ignore[union-attr]
+    md = observations[0].asset_observation_data.asset_observation.metadata
     assert "fallback.duckdb" in md["metaxy/store"].value and "primary" not in md["metaxy/store"].value
     assert md["dagster/uri"].value == str(fallback_db)
     assert set(md) == {"metaxy/store", "dagster/table_name", "dagster/uri"}

@@ -98,7 +98,7 @@ def test_rich_metadata_types(instance: dg.DagsterInstance) -> None:
 # --- dagster-graph-backed-assets.txt ---------------------------------------------------------
 
 
-class FakeSlack(dg.ConfigurableResource):  # type: ignore[type-arg]
+class FakeSlack(dg.ConfigurableResource):
     """Stands in for the Slack client the seed reads files from (no network here)."""
 
     def files_list(self, channel: str) -> list[dict[str, Any]]:
