@@ -1,6 +1,9 @@
 """Re-exports a test helper that pytest imports by bare name (rootdir sys.path insertion), for mypy."""
 
 from tests.ext.dagster.mxd_helpers import (
+    defs_assets as defs_assets,
+)
+from tests.ext.dagster.mxd_helpers import (
     event_types as event_types,
 )
 from tests.ext.dagster.mxd_helpers import (

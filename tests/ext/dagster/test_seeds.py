@@ -11,7 +11,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import latest_metadata, materializations, step_order
+from mxd_helpers import defs_assets, latest_metadata, materializations, step_order
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -39,7 +39,7 @@ def test_quickstart_materializes_upstream_first_in_one_run(
 ) -> None:
     defs: dg.Definitions = quickstart["defs"]
     with MetaxyConfig.load(Path("metaxy.toml")).use():  # the config mx.init() loaded
-        result = dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
+        result = dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
 
     # "audio_clusters" sorts before "audio_embeddings": only the injected dep orders them (G20).
     assert step_order(result) == ["audio_embeddings", "audio_clusters", "cluster_report"]
@@ -56,8 +56,8 @@ def test_quickstart_materializes_upstream_first_in_one_run(
 def test_quickstart_second_run_processes_nothing_new(quickstart: dict[str, Any], instance: dg.DagsterInstance) -> None:
     defs: dg.Definitions = quickstart["defs"]
     with MetaxyConfig.load(Path("metaxy.toml")).use():
-        dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
-        dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
+        dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
+        dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
     runs = materializations(instance, ["audio", "clusters"])
     assert len(runs) == 2
     last = {k: getattr(v, "value", v) for k, v in runs[-1].metadata.items()}
