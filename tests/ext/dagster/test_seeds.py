@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import runpy
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "example-dagster"
 
 
 @pytest.fixture
-def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The quick start module, run from a copy of its directory (its DuckDB file lands there)."""
     shutil.copy(EXAMPLE / "metaxy.toml", tmp_path / "metaxy.toml")
     monkeypatch.chdir(tmp_path)
