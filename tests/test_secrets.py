@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import textwrap
 import traceback
 import uuid
@@ -33,7 +34,7 @@ from metaxy.ext.duckdb import DuckDBMetadataStore
 from metaxy.ext.polars.handlers.delta import DeltaMetadataStore, DeltaMetadataStoreConfig
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 
-MX = shutil.which("mx", path=str(Path(os.sys.executable).parent))
+MX = shutil.which("mx", path=str(Path(sys.executable).parent))
 
 
 def fresh(label: str) -> str:

@@ -1,4 +1,4 @@
-"""The public API type-checks: ``mypy`` is clean on ``src/`` and infers the overloads' result types.
+"""The public API type-checks: ``mypy`` is clean on ``src/`` and ``tests/`` and infers the overloads' result types.
 
 Both tests run mypy in a subprocess with its cache in the system temp directory (shared between
 runs, so a re-run takes seconds instead of a minute).
@@ -34,6 +34,13 @@ def _mypy(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_mypy_is_clean_on_src() -> None:
     done = _mypy()  # files, strictness and plugins come from [tool.mypy] in pyproject.toml
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_mypy_is_clean_on_tests() -> None:
+    """The test suite type-checks with the same settings; helpers pytest imports by bare name (``mxcli``,
+    ``mxd_helpers``, ...) resolve through the re-export stubs in tests/_mypy_stubs (``mypy_path``)."""
+    done = _mypy("tests")
     assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -10,6 +10,7 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -49,7 +50,9 @@ def _query(db: Path, sql: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module", params=sorted(wl.SCENARIOS))
-def seeded(request: pytest.FixtureRequest, bound: ModuleType, tmp_path_factory: pytest.TempPathFactory):
+def seeded(
+    request: pytest.FixtureRequest, bound: ModuleType, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, Path]:
     scenario = wl.SCENARIOS[request.param]
     db = tmp_path_factory.mktemp(f"bound_{scenario.name}") / "seed.duckdb"
     bound.seed(db, scenario.name, N, "stale", "md5", "append")
@@ -70,14 +73,14 @@ def test_scenarios_match_bound(bound: ModuleType) -> None:
         assert len(tables) == len(scenario.root_keys)
 
 
-def test_root_frames_byte_identical(seeded: tuple[object, Path]) -> None:
+def test_root_frames_byte_identical(seeded: tuple[Any, Path]) -> None:
     scenario, db = seeded
     for root_index in range(len(scenario.root_keys)):
         expected = _bound_root(db, root_index, 1, scenario.root_fields)
         assert_frame_equal(wl.root_columns(scenario, root_index, N), expected)
 
 
-def test_bumped_root_byte_identical(seeded: tuple[object, Path]) -> None:
+def test_bumped_root_byte_identical(seeded: tuple[Any, Path]) -> None:
     scenario, db = seeded
     expected = _bound_root(db, 0, 2, scenario.root_fields)
     ours = wl.root_columns(scenario, 0, N, bumped=True)
@@ -90,7 +93,7 @@ def test_metaxy_frame_layout() -> None:
     frame = wl.root_frame(scenario, 1, 10)
     assert frame.schema == pl.Schema(
         {
-            "sample_uid": pl.UInt64,
+            "sample_uid": pl.UInt64(),
             "metaxy_provenance_by_field": pl.Struct({f: pl.String for f in scenario.root_fields}),
         }
     )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from mxcli import Runner, run_mx, write_rows
 
 
-def _json(done: object) -> object:
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
-    return json.loads(done.stdout)  # type: ignore[attr-defined]
+def _json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_list_features_json_shape_and_verbose_fields(mx: Runner) -> None:

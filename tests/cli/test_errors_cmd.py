@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 from mxcli import Runner, run_mx, write_rows
 
@@ -14,9 +16,9 @@ RUN = (
 )
 
 
-def _json(done: object) -> object:
-    assert done.returncode == 0, done.stderr  # type: ignore[attr-defined]
-    return json.loads(done.stdout)  # type: ignore[attr-defined]
+def _json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_list_shows_recorded_failures_and_reset_retries_them(project: Path, mx: Runner) -> None:

@@ -67,7 +67,7 @@ def test_hash_truncation_length_of_8_or_more_is_accepted() -> None:
 
 def test_unknown_constructor_argument_is_rejected() -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
-        MetaxyConfig(stor="prod")  # type: ignore[call-arg]
+        MetaxyConfig(stor="prod")
 
 
 def test_store_config_accepts_class_or_import_path() -> None:

@@ -56,7 +56,7 @@ def test_unknown_versioning_engine_from_the_environment_names_the_variable(
 
 def test_unknown_versioning_engine_is_refused_by_the_store_constructor() -> None:
     with pytest.raises(InvalidConfigError) as info:
-        DuckDBMetadataStore(":memory:", versioning_engine="gpu")  # type: ignore[arg-type]
+        DuckDBMetadataStore(":memory:", versioning_engine="gpu")
     assert_typed_message(info.value, "`versioning_engine` = 'gpu'")
 
 

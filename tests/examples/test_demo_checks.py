@@ -86,7 +86,7 @@ def _status(wd: Workdir) -> dict[str, dict[str, Any]]:
 
 def _counts(evaluation: Any) -> tuple[int, int, int]:
     md = evaluation.metadata
-    return tuple(md[f"metaxy/{k}"].value for k in ("new", "stale", "orphaned"))  # type: ignore[return-value]
+    return tuple(md[f"metaxy/{k}"].value for k in ("new", "stale", "orphaned"))
 
 
 def test_checks_count_samples_for_every_lineage_like_mx_metadata_status(

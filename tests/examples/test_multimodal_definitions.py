@@ -58,13 +58,16 @@ def _materialize(module: ModuleType, instance: dg.DagsterInstance) -> dict[str, 
     """Materialize every asset of the module's ``defs``; the metadata each feature's event carried."""
     defs: dg.Definitions = module.defs
     with module.config.use():
-        result = dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
+        assets = list(defs.assets or [])
+        assert all(isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset) for a in assets), assets
+        materializable = [a for a in assets if isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset)]
+        result = dg.materialize(materializable, resources=defs.resources, instance=instance)
     assert result.success
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         mat = event.materialization
         md = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-        out[md["metaxy/feature"]] = md
+        out[str(md["metaxy/feature"])] = md
     return out
 
 

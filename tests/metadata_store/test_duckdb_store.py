@@ -96,6 +96,7 @@ def test_lazy_increment_stays_in_duckdb(tmp_path: Path, graph: mx.FeatureGraph) 
         store.write(raw, _raw(["a", "b"]))
         lazy = store.resolve_update(transcript, lazy=True)
         assert type(lazy.new.to_native()).__name__ == "DuckDBPyRelation"
+        assert lazy.input is not None
         assert type(lazy.input.to_native()).__name__ == "DuckDBPyRelation"
         assert sorted(lazy.new.collect().to_polars()["video_id"]) == ["a", "b"]
         eager = lazy.collect()

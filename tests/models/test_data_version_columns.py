@@ -10,7 +10,7 @@ import metaxy as mx
 
 
 def _spec(**kw: object) -> mx.FeatureSpec:
-    return mx.FeatureSpec(key="t/x", id_columns=["id"], fields=["text", "lang"], **kw)  # type: ignore[arg-type]
+    return mx.FeatureSpec(key="t/x", id_columns=["id"], fields=["text", "lang"], **kw)
 
 
 def test_unset_is_absent_from_the_dump_and_set_round_trips() -> None:

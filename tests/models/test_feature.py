@@ -47,7 +47,7 @@ def test_abstract_base_and_inheritance(graph: mx.FeatureGraph) -> None:
 def test_spec_must_be_a_feature_spec(graph: mx.FeatureGraph) -> None:
     with pytest.raises(FeatureDefinitionError, match="FeatureSpec"):
 
-        class Wrong(mx.BaseFeature, spec={"key": "x"}):  # type: ignore[arg-type]
+        class Wrong(mx.BaseFeature, spec={"key": "x"}):
             pass
 
 

@@ -33,7 +33,7 @@ def test_tuple_like() -> None:
     assert mx.FeatureKey("a/b") < mx.FeatureKey("a/c") < mx.FeatureKey("b")
     assert len({mx.FeatureKey("a/b"), mx.FeatureKey(["a", "b"])}) == 1
     with pytest.raises(AttributeError):
-        key._parts = ()  # type: ignore[misc]
+        key._parts = ()
 
 
 def test_feature_and_field_keys_differ() -> None:
@@ -65,7 +65,7 @@ def test_invalid_part_in_sequence_and_types() -> None:
     with pytest.raises(KeyValidationError, match="contains '/'"):
         mx.FeatureKey(["a/b"])
     with pytest.raises(KeyValidationError, match="not a string"):
-        mx.FeatureKey(["a", 1])  # type: ignore[list-item]
+        mx.FeatureKey(["a", 1])
     with pytest.raises(KeyValidationError):
         mx.FeatureKey(12)
     with pytest.raises(KeyValidationError):

@@ -28,10 +28,10 @@ def test_duplicate_field_keys() -> None:
 @pytest.mark.parametrize(
     "model",
     [
-        lambda: mx.FeatureSpec(key="a", id_columns=["id"], nope=1),
+        lambda: mx.FeatureSpec(key="a", id_columns=["id"], nope=1),  # type: ignore[call-arg]  # deliberately invalid
         lambda: mx.FeatureDep(feature="a", nope=1),
-        lambda: mx.FieldSpec(key="a", nope=1),
-        lambda: mx.FieldDep(feature="a", nope=1),
+        lambda: mx.FieldSpec(key="a", nope=1),  # type: ignore[call-arg]  # deliberately invalid
+        lambda: mx.FieldDep(feature="a", nope=1),  # type: ignore[call-arg]  # deliberately invalid
     ],
 )
 def test_extra_inputs_forbidden(model: object) -> None:
@@ -119,7 +119,7 @@ def test_lineage_constructors() -> None:
     exp = mx.LineageRelationship.expansion(on="video_id", id_generation_pattern="{video_id}_{i}")
     assert exp.is_expansion and exp.on == ("video_id",)
     with pytest.raises(ValidationError, match="needs `on`"):
-        mx.LineageRelationship(type="1:N")
+        mx.LineageRelationship(type="1:N")  # type: ignore[call-arg]  # deliberately invalid
 
 
 def _dep_strategy() -> st.SearchStrategy[mx.FeatureDep]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -40,7 +42,7 @@ class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="conc/clip", id_columns=["sam
     sample_id: str
 
 
-def test_four_processes_fifty_writes_each_every_row_counted(postgres_url: str, tmp_path) -> None:
+def test_four_processes_fifty_writes_each_every_row_counted(postgres_url: str, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     procs = [
@@ -57,7 +59,7 @@ def test_four_processes_fifty_writes_each_every_row_counted(postgres_url: str, t
     assert df["sample_id"].n_unique() == 4 * 50 * 3
 
 
-def test_a_server_that_goes_away_gives_a_typed_error_and_keeps_acknowledged_rows(tmp_path) -> None:
+def test_a_server_that_goes_away_gives_a_typed_error_and_keeps_acknowledged_rows(tmp_path: Path) -> None:
     from metaxy.testing.postgres_cluster import PostgresCluster
 
     cluster = PostgresCluster.start()
@@ -80,7 +82,7 @@ def test_a_server_that_goes_away_gives_a_typed_error_and_keeps_acknowledged_rows
         cluster.stop()
 
 
-def test_password_is_masked_in_repr_and_errors(postgres_cluster) -> None:
+def test_password_is_masked_in_repr_and_errors(postgres_cluster: Any) -> None:
     store = PostgreSQLMetadataStore(postgres_cluster.url.replace(postgres_cluster.password, "wrong-secret-pw"))
     assert "wrong-secret-pw" not in repr(store)
     with pytest.raises(BackendError) as info, store:

@@ -9,6 +9,7 @@ deletes, downstream materialisations and code-version bumps. After every step th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,10 +30,10 @@ ROOT_FIELDS = ("audio", "frames", "text")
 ALGORITHMS = (HashAlgorithm.MD5, HashAlgorithm.SHA256, HashAlgorithm.XXHASH32, HashAlgorithm.XXHASH64)
 DOWN = mx.FeatureKey("oracle/down")
 
-SETTINGS = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-}
+SETTINGS = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 
 
 def _to_rows(frame: Any) -> list[Row]:
@@ -208,7 +209,8 @@ def graph_descs(draw: st.DrawFn) -> GraphDesc:
     keys = draw(st.lists(st.sampled_from((*ROOT_FIELDS, "other")), min_size=1, max_size=3, unique=True))
     fields = []
     for key in keys:
-        mode = draw(st.sampled_from(["auto", "auto", "all", "explicit"]))
+        modes: list[Literal["auto", "all", "explicit"]] = ["auto", "auto", "all", "explicit"]
+        mode = draw(st.sampled_from(modes))
         explicit: tuple[tuple[int, tuple[str, ...]], ...] = ()
         if mode == "explicit":
             picked = sorted(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n, unique=True)))
@@ -302,6 +304,14 @@ def _in_list(column: str, values: frozenset[str]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in sorted(values))})"
 
 
+def _sample_id_in(ids: frozenset[str]) -> Callable[[Row], bool]:
+    return lambda r: r["sample_id"] in ids
+
+
+def _x_equals(x: Any) -> Callable[[Row], bool]:
+    return lambda r: bool(r["x"] == x)
+
+
 class Runner:
     """Applies one scenario to the in-memory store and the oracle, comparing after each step."""
 
@@ -328,6 +338,7 @@ class Runner:
                 return None
             got = self.store.resolve_update(DOWN, lazy=lazy)
             if lazy:
+                assert isinstance(got, mx.LazyIncrement)
                 assert got.input is not None
                 assert _summary(_to_rows(got.input), desc.compared_columns) == _summary(
                     expected.input, desc.compared_columns
@@ -408,7 +419,7 @@ class Runner:
         self.graph = self.desc.build(self.root_versions, self.field_versions)
 
 
-@settings(max_examples=500, **SETTINGS)
+@settings(SETTINGS, max_examples=500)
 @given(scenarios(max_ops=6))
 def test_resolve_update_matches_the_oracle(scenario: Scenario) -> None:
     desc, algorithm, first_writes, ops = scenario
@@ -422,7 +433,7 @@ def test_resolve_update_matches_the_oracle(scenario: Scenario) -> None:
         runner.check(lazy=True)
 
 
-@settings(max_examples=600, **SETTINGS)
+@settings(SETTINGS, max_examples=600)
 @given(graph_descs(), st.sampled_from(ALGORITHMS), st.data())
 def test_single_resolve_matches_the_oracle(desc: GraphDesc, algorithm: HashAlgorithm, data: st.DataObject) -> None:
     runner = Runner(desc, algorithm)
@@ -461,13 +472,13 @@ _read_ops = st.one_of(
 )
 
 
-@settings(max_examples=900, **SETTINGS)
+@settings(SETTINGS, max_examples=900)
 @given(st.sampled_from(ALGORITHMS), st.lists(_read_ops, min_size=1, max_size=8), st.integers(0, 4))
 def test_read_matches_the_oracle(algorithm: HashAlgorithm, ops: list[tuple[Any, ...]], threshold: int) -> None:
     _check_reads(InMemoryMetadataStore(hash_algorithm=algorithm), algorithm, ops, threshold)
 
 
-@settings(max_examples=300, **SETTINGS)
+@settings(SETTINGS, max_examples=300)
 @given(
     st.sampled_from([HashAlgorithm.MD5, HashAlgorithm.SHA256]),
     st.lists(_read_ops, min_size=1, max_size=8),
@@ -509,13 +520,13 @@ def _check_reads(store: Any, algorithm: HashAlgorithm, ops: list[tuple[Any, ...]
                     continue
                 elif kind == "soft_ids":
                     store.delete(CLIP, _in_list("sample_id", op[1]))
-                    oracle.soft_delete(graph, CLIP, lambda r, ids=op[1]: r["sample_id"] in ids)
+                    oracle.soft_delete(graph, CLIP, _sample_id_in(op[1]))
                 elif kind == "soft_old":
                     store.delete(CLIP, f"x = {op[1]}", with_sample_history=True)
-                    oracle.soft_delete(graph, CLIP, lambda r, x=op[1]: r["x"] == x, with_sample_history=True)
+                    oracle.soft_delete(graph, CLIP, _x_equals(op[1]), with_sample_history=True)
                 else:
                     store.delete(CLIP, _in_list("sample_id", op[1]), soft=False)
-                    oracle.hard_delete(graph, CLIP, lambda r, ids=op[1]: r["sample_id"] in ids)
+                    oracle.hard_delete(graph, CLIP, _sample_id_in(op[1]))
         if not oracle.has_table(CLIP):
             return
         with graph.use():

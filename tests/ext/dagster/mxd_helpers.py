@@ -78,3 +78,17 @@ def step_error(result: Any, node: str) -> str:
     failure = result.failure_data_for_node(node)
     assert failure is not None and failure.error is not None, f"{node!r} did not fail"
     return str(failure.error.to_string())
+
+
+def failure_text(event: dg.DagsterEvent) -> str:
+    """The full error text of a ``STEP_FAILURE`` event; fails the test if it carries no error."""
+    error = event.step_failure_data.error
+    assert error is not None, f"{event.event_type_value} event without an error"
+    return str(error.to_string())
+
+
+def defs_assets(defs: dg.Definitions) -> list[dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset]:
+    """The assets of ``defs``, as ``dg.materialize`` takes them (no cacheable asset definitions expected)."""
+    assets = list(defs.assets or [])
+    assert all(isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset) for a in assets), assets
+    return [a for a in assets if isinstance(a, dg.AssetsDefinition | dg.AssetSpec | dg.SourceAsset)]

@@ -198,7 +198,7 @@ def test_metaxified_asset_with_ins_and_a_plain_downstream(
     def report() -> str:
         return "done"
 
-    assert _spec(upstream).deps[0].asset_key == dg.AssetKey("raw_number")
+    assert next(iter(_spec(upstream).deps)).asset_key == dg.AssetKey("raw_number")
     assert [d.asset_key for d in _spec(report).deps] == [UP]
     result = dg.materialize(
         [report, upstream, raw_number],

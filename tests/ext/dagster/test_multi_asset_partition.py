@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import latest_metadata, step_order
+from mxd_helpers import defs_assets, latest_metadata, step_order
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -64,7 +64,7 @@ def test_slices_get_distinct_keys_and_their_own_counts(
 
     assert {d.asset_key for d in next(iter(a_summary.specs)).deps} == {US, EU}  # every producer
     defs = dg.Definitions(assets=[us, eu, a_summary])  # no duplicate-key error
-    result = dg.materialize(list(defs.assets or []), resources=resources, instance=instance)
+    result = dg.materialize(defs_assets(defs), resources=resources, instance=instance)
 
     assert step_order(result)[-1] == "a_summary"
     assert (

@@ -5,7 +5,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import observations, root_rows, values
+from mxd_helpers import failure_text, observations, root_rows, values
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -287,7 +287,7 @@ def test_observe_function_errors_name_the_feature(
     result = _run_observation([upstream], resources, instance, raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    text = failure.event_specific_data.error.to_string()
+    text = failure_text(failure)
     assert "ZeroDivisionError: boom" in text and "observe function of Metaxy feature 'test/upstream'" in text
 
 

@@ -98,7 +98,7 @@ def test_rich_metadata_types(instance: dg.DagsterInstance) -> None:
 # --- dagster-graph-backed-assets.txt ---------------------------------------------------------
 
 
-class FakeSlack(dg.ConfigurableResource):  # type: ignore[type-arg]
+class FakeSlack(dg.ConfigurableResource):
     """Stands in for the Slack client the seed reads files from (no network here)."""
 
     def files_list(self, channel: str) -> list[dict[str, Any]]:
@@ -159,13 +159,13 @@ def test_basic_dependencies_for_graph_backed_assets(instance: dg.DagsterInstance
     def middle_asset(upstream_asset):  # type: ignore[no-untyped-def]
         return add_one(upstream_asset)
 
-    middle_asset = AssetsDefinition.from_graph(middle_asset)
+    middle = AssetsDefinition.from_graph(middle_asset)
 
     @asset
     def downstream_asset(middle_asset):  # type: ignore[no-untyped-def]
         return middle_asset + 1
 
-    result = dg.materialize([upstream_asset, middle_asset, downstream_asset], instance=instance)
+    result = dg.materialize([upstream_asset, middle, downstream_asset], instance=instance)
     assert result.output_for_node("downstream_asset") == 3
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import runpy
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 import pytest
-from mxd_helpers import latest_metadata, materializations, step_order
+from mxd_helpers import defs_assets, latest_metadata, materializations, step_order
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -21,7 +22,7 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "example-dagster"
 
 
 @pytest.fixture
-def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def quickstart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """The quick start module, run from a copy of its directory (its DuckDB file lands there)."""
     shutil.copy(EXAMPLE / "metaxy.toml", tmp_path / "metaxy.toml")
     monkeypatch.chdir(tmp_path)
@@ -39,7 +40,7 @@ def test_quickstart_materializes_upstream_first_in_one_run(
 ) -> None:
     defs: dg.Definitions = quickstart["defs"]
     with MetaxyConfig.load(Path("metaxy.toml")).use():  # the config mx.init() loaded
-        result = dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
+        result = dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
 
     # "audio_clusters" sorts before "audio_embeddings": only the injected dep orders them (G20).
     assert step_order(result) == ["audio_embeddings", "audio_clusters", "cluster_report"]
@@ -56,8 +57,8 @@ def test_quickstart_materializes_upstream_first_in_one_run(
 def test_quickstart_second_run_processes_nothing_new(quickstart: dict[str, Any], instance: dg.DagsterInstance) -> None:
     defs: dg.Definitions = quickstart["defs"]
     with MetaxyConfig.load(Path("metaxy.toml")).use():
-        dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
-        dg.materialize(list(defs.assets or []), resources=defs.resources, instance=instance)
+        dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
+        dg.materialize(defs_assets(defs), resources=defs.resources, instance=instance)
     runs = materializations(instance, ["audio", "clusters"])
     assert len(runs) == 2
     last = {k: getattr(v, "value", v) for k, v in runs[-1].metadata.items()}

@@ -4,7 +4,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from mxd_helpers import root_rows, step_error
+from mxd_helpers import failure_text, root_rows, step_error
 
 import metaxy as mx
 import metaxy.ext.dagster as mxd
@@ -86,7 +86,7 @@ def test_dagster_type_on_an_asset_output(
     result = dg.materialize([upstream], resources=resources, instance=instance, raise_on_error=False)
     assert not result.success
     (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "expects a dataframe" in str(failure.event_specific_data.error.to_string())
+    assert "expects a dataframe" in failure_text(failure)
 
 
 def _delete_job(resources: dict[str, Any]) -> dg.JobDefinition:
