@@ -8,4 +8,4 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
   apt-get update -q && apt-get install -y -q postgresql
 fi
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m pytest -n 2 -q "$@"
+exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q "$@"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,3 +73,29 @@ def chdb_engine_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The one chdb engine directory of this test process (chdb runs one engine per process;
     stores isolate by database)."""
     return str(tmp_path_factory.mktemp("chdb_engine"))
+
+
+# One local Ray cluster for every Ray test of the session (Ray starts in ~5-10 s). Each pytest-xdist
+# worker that runs Ray tests starts its own local cluster (``ray.init`` with no address never joins
+# another), in its own temp dir; Ray tests are marked ``xdist_group("ray")`` and scripts/test.sh runs
+# ``--dist loadgroup``, so one worker runs them all.
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="mxray", dir="/tmp")  # short: Ray's socket paths must fit
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp_dir,
+        configure_logging=False,
+        runtime_env={"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}},
+    )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -173,10 +173,10 @@ def test_threads_writing_one_table_lose_nothing(chdb_engine_path: str) -> None:
 
 @pytest.mark.parametrize("map_mode", [False, True], ids=["struct", "map"])
 def test_map_and_struct_columns_round_trip_exactly(chdb_engine_path: str, map_mode: bool) -> None:
-    dtype = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"k": pl.String, "z": pl.String})  # type: ignore[attr-defined]
+    dtype = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"k": pl.String, "z": pl.String})
     values = [{"k": "v", "z": None}, {"k": None, "z": None}, {"k": "", "z": "é"}] if not map_mode else None
     if map_mode:
-        entries = [[("k", "v")], [], [("a", None), ("b", "")]]
+        entries: list[list[tuple[str, str | None]]] = [[("k", "v")], [], [("a", None), ("b", "")]]
         col = pl.Series("extra", [[{"key": k, "value": v} for k, v in e] for e in entries], dtype=dtype)
     else:
         col = pl.Series("extra", values, dtype=dtype)
@@ -188,7 +188,7 @@ def test_map_and_struct_columns_round_trip_exactly(chdb_engine_path: str, map_mo
             got = store.read(Clip).collect().to_polars().sort("sid")
     assert got.schema["extra"] == dtype
     assert_frame_equal(got.select("sid", "extra"), frame.select("sid", "extra"))
-    want_by_field = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"audio": pl.String, "frames": pl.String})  # type: ignore[attr-defined]
+    want_by_field = pl.Map(pl.String, pl.String) if map_mode else pl.Struct({"audio": pl.String, "frames": pl.String})
     assert got.schema["metaxy_provenance_by_field"] == want_by_field
 
 

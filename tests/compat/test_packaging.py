@@ -25,6 +25,9 @@ EXTRAS: dict[str, str | None] = {
     "map": None,
     "delta": "metaxy.ext.polars.handlers.delta",
     "postgresql": "metaxy.ext.postgresql",
+    "clickhouse": "metaxy.ext.clickhouse",
+    "iceberg": "metaxy.ext.polars.handlers.iceberg",
+    "lancedb": "metaxy.ext.lancedb",
     "dagster": "metaxy.ext.dagster",
     "demo": "metaxy._demo",
     "ray": "metaxy.ext.ray",
@@ -43,13 +46,13 @@ def test_declared_extras_are_exactly_the_built_ones() -> None:
     assert set(extras) == set(EXTRAS)
     for module in filter(None, EXTRAS.values()):
         importlib.import_module(module)
-    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,postgresql,ray,dev]"]
+    assert extras["all"] == ["metaxy[duckdb,map,dagster,demo,delta,iceberg,lancedb,postgresql,clickhouse,ray,dev]"]
 
 
 def test_no_extra_for_an_integration_that_is_not_built() -> None:
     extras = _project()["optional-dependencies"]
     assert isinstance(extras, dict)
-    unbuilt = {"clickhouse": "metaxy.ext.clickhouse"}
+    unbuilt = {"bigquery": "metaxy.ext.bigquery", "ibis": "metaxy.ext.ibis"}
     for name, module in unbuilt.items():
         assert name not in extras
         with pytest.raises(ModuleNotFoundError):

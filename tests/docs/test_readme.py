@@ -26,15 +26,31 @@ def _snippets() -> list[tuple[str, str]]:
     return out
 
 
+def _uses_ray(code: str) -> bool:
+    return "metaxy.ext.ray" in code or "import ray" in code
+
+
 @pytest.mark.filterwarnings("ignore:Creating table")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.parametrize(("where", "code"), _snippets(), ids=[w for w, _ in _snippets()])
-def test_snippet_runs(where: str, code: str, tmp_path: Path) -> None:
-    """Each snippet runs as its own module file, in a fresh feature graph and an empty working directory."""
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        pytest.param(where, code, id=where, marks=[pytest.mark.xdist_group("ray")] if _uses_ray(code) else [])
+        for where, code in _snippets()
+    ],
+)
+def test_snippet_runs(where: str, code: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Each snippet runs as its own module file, in a fresh feature graph and an empty working directory.
+    A snippet that uses Ray runs on the session's local Ray cluster, as ``__main__`` as a user's script
+    would (Ray ships ``__main__``'s functions by value; a module named otherwise must be importable)."""
+    run_name = "__snippet__"
+    if _uses_ray(code):
+        request.getfixturevalue("ray_cluster")
+        run_name = "__main__"
     script = tmp_path / "snippet.py"
     script.write_text(code)
     with mx.FeatureGraph().use():
-        runpy.run_path(str(script), run_name="__snippet__")
+        runpy.run_path(str(script), run_name=run_name)
 
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/concepts.md", "docs/stores.md", "docs/dagster.md"])

@@ -17,6 +17,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -121,7 +122,7 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_a_writer_killed_in_the_middle_of_its_copy_leaves_nothing(url: str, tmp_path) -> None:
+def test_a_writer_killed_in_the_middle_of_its_copy_leaves_nothing(url: str, tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     proc = subprocess.Popen([sys.executable, str(script), url, str(BIG)], stdout=subprocess.PIPE, text=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pytest
@@ -15,6 +15,9 @@ import pytest
 import metaxy as mx
 from metaxy.errors import DistributedWriteError, FeatureNotInGraphError, FilterParseError
 from metaxy.models import constants as c
+
+if TYPE_CHECKING:
+    from metaxy.testing.ray_faults import Fault
 
 pytestmark = [pytest.mark.xdist_group("ray")]
 
@@ -117,7 +120,7 @@ FAULTS = [
 
 @pytest.mark.parametrize(("fault", "kind"), FAULTS)
 def test_retried_and_killed_tasks_commit_once(
-    ray_cluster: Any, graph: mx.FeatureGraph, make_store: Any, kind: str, fault: str, tmp_path: Path
+    ray_cluster: Any, graph: mx.FeatureGraph, make_store: Any, kind: str, fault: Fault, tmp_path: Path
 ) -> None:
     """Task 1 commits then raises (or its worker is SIGKILLed before/after committing) on its first
     attempt: Ray retries it; every row is stored exactly once and the retry reports the skip."""
