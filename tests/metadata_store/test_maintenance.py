@@ -39,3 +39,29 @@ def test_vacuum_needs_a_write_open_store_unless_it_is_a_dry_run(tmp_path: Path, 
         removed = store.vacuum(retention_hours=0)
         assert removed and store.vacuum(retention_hours=0, dry_run=True) == []
         assert store.read(Raw).collect().shape[0] == 0
+
+
+def test_lancedb_vacuum_removes_the_files_no_version_needs_and_keeps_the_rows(
+    tmp_path: Path, graph: mx.FeatureGraph
+) -> None:
+    from metaxy.ext.lancedb import LanceDBMetadataStore
+
+    class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="m/clip", id_columns=["sid"], fields=["a"])):
+        sid: str
+
+    store = LanceDBMetadataStore(tmp_path / "lance", auto_create_tables=True)
+    assert store.capabilities.maintenance
+    rows = pl.DataFrame({"sid": [f"s{i}" for i in range(6)], PROVENANCE_BY_FIELD: [{"a": f"h{i}"} for i in range(6)]})
+    with store.open("w"):
+        for k in range(3):  # three appends: three data files
+            store.write(Clip, rows.slice(2 * k, 2))
+        store.delete(Clip, "sid IN ('s0', 's1', 's2')", soft=False)
+        with pytest.raises(StoreCapabilityError, match="no dry run"):
+            store.vacuum(Clip, retention_hours=0, dry_run=True)
+        assert store.vacuum(Clip, retention_hours=24) == []  # every version is younger than a day
+        removed = store.vacuum(Clip, retention_hours=0)
+        assert removed and all(f.endswith(".lance") for f in removed)
+        assert store.vacuum(Clip, retention_hours=0) == []
+        assert sorted(store.read(Clip).collect().to_polars()["sid"]) == ["s3", "s4", "s5"]
+    with store.open("r"), pytest.raises(StoreNotOpenError, match="read mode"):
+        store.vacuum(Clip, retention_hours=0)

@@ -264,7 +264,9 @@ class LanceDBMetadataStore(MetadataStore):
         try:
             # Versions older than the retention go, and so do data files no version references
             # (a killed writer's) once older than the retention.
-            tbl.cleanup_old_versions(older_than=timedelta(hours=retention_hours), delete_unverified=True)
+            # On the Lance dataset: LanceDB's Table.cleanup_old_versions is deprecated for optimize(),
+            # which also compacts (rewrites) data files -- a vacuum only deletes what no version needs.
+            tbl.to_lance().cleanup_old_versions(older_than=timedelta(hours=retention_hours), delete_unverified=True)
         except (OSError, ValueError, RuntimeError) as exc:
             raise BackendError(
                 f"Could not vacuum Lance table '{table}' of {self.display()}: {exc}. "
