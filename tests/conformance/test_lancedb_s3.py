@@ -12,21 +12,10 @@ from metaxy.testing import MetadataStoreConformance, StoreFactory
 from metaxy.testing.s3 import S3Server
 
 
-def lance_options(server: S3Server) -> dict[str, str]:
-    """LanceDB's names for the server's endpoint and credentials."""
-    return {
-        "aws_access_key_id": server.access_key_id,
-        "aws_secret_access_key": server.secret_access_key,
-        "aws_endpoint": server.endpoint,
-        "region": server.region,
-        "allow_http": "true",
-    }
-
-
 class TestLanceDBS3(_KnownGaps, MetadataStoreConformance):
     @pytest.fixture
     def store_factory(self, s3_server: S3Server) -> StoreFactory:
         def make(**kwargs: Any) -> LanceDBMetadataStore:
-            return LanceDBMetadataStore(s3_server.url(), storage_options=lance_options(s3_server), **kwargs)
+            return LanceDBMetadataStore(s3_server.url(), storage_options=s3_server.lance_storage_options, **kwargs)
 
         return make

@@ -1,30 +1,37 @@
 """Golden test: the LanceDB store (Polars executor over lazy Lance scans) gives the in-memory Polars
-reference's increments, over the drawn graphs and histories of ``metaxy.testing.golden``.
+reference's increments, over the drawn graphs and histories of ``metaxy.testing.golden``, on a local
+path and on S3 (moto).
 
-``GOLDEN_LANCEDB_EXAMPLES`` sets the scenario count: every write is a Lance commit (a new table
-version), so each scenario costs a fraction of a second."""
+``GOLDEN_LANCEDB_EXAMPLES`` sets the local scenario count (the S3 test runs a third of it): every
+write is a Lance commit (a new table version), so each scenario costs a fraction of a second locally."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.testing import golden
+from metaxy.testing.s3 import S3Server
 
 EXAMPLES = int(os.environ.get("GOLDEN_LANCEDB_EXAMPLES", "12"))
 BATCH = 4
 
 
+def _settings(scenarios: int) -> Any:
+    return settings(
+        max_examples=max(1, -(-scenarios // BATCH)),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+
+
 @pytest.mark.filterwarnings("ignore")
-@settings(
-    max_examples=max(1, -(-EXAMPLES // BATCH)),
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    database=None,
-)
+@_settings(EXAMPLES)
 @seed(20261207)
 @given(batch=golden.batches(BATCH))
 def test_lancedb_store_matches_the_polars_reference(
@@ -32,5 +39,18 @@ def test_lancedb_store_matches_the_polars_reference(
 ) -> None:
     def make() -> LanceDBMetadataStore:
         return LanceDBMetadataStore(tmp_path_factory.mktemp("lance"), auto_create_tables=True)
+
+    assert golden.check_against_reference(make, batch) == BATCH
+
+
+@pytest.mark.filterwarnings("ignore")
+@_settings(max(1, EXAMPLES // 3))
+@seed(20261208)
+@given(batch=golden.batches(BATCH))
+def test_lancedb_store_on_s3_matches_the_polars_reference(batch: list[golden.Scenario], s3_server: S3Server) -> None:
+    def make() -> LanceDBMetadataStore:
+        return LanceDBMetadataStore(
+            s3_server.url(), storage_options=s3_server.lance_storage_options, auto_create_tables=True
+        )
 
     assert golden.check_against_reference(make, batch) == BATCH

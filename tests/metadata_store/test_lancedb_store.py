@@ -25,16 +25,6 @@ N_WRITERS = 2
 APPENDS_PER_WRITER = 3
 
 
-def _options(server: S3Server) -> dict[str, str]:
-    return {
-        "aws_access_key_id": server.access_key_id,
-        "aws_secret_access_key": server.secret_access_key,
-        "aws_endpoint": server.endpoint,
-        "region": server.region,
-        "allow_http": "true",
-    }
-
-
 def _data_keys(server: S3Server, uri: str, table: str) -> set[str]:
     prefix = uri.removeprefix(f"s3://{server.bucket}/") + f"/{table}.lance/data/"
     return _s3_keys(server, prefix)
@@ -55,13 +45,14 @@ def test_concurrent_writer_processes_on_s3_lose_no_rows(s3_server: S3Server, gra
     uri = s3_server.url()
     ctx = mp.get_context("spawn")
     start = ctx.Barrier(N_WRITERS)
-    procs = [ctx.Process(target=_append_rows, args=(uri, _options(s3_server), w, start)) for w in range(N_WRITERS)]
+    options = s3_server.lance_storage_options
+    procs = [ctx.Process(target=_append_rows, args=(uri, options, w, start)) for w in range(N_WRITERS)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=300)
     assert [p.exitcode for p in procs] == [0] * N_WRITERS
-    with LanceDBMetadataStore(uri, storage_options=_options(s3_server)) as store:
+    with LanceDBMetadataStore(uri, storage_options=s3_server.lance_storage_options) as store:
         df = collect_to_polars(store.read(_counter_feature(), with_sample_history=True))
     assert df.height == N_WRITERS * APPENDS_PER_WRITER
     assert df.select("writer", "seq").n_unique() == N_WRITERS * APPENDS_PER_WRITER
@@ -69,9 +60,10 @@ def test_concurrent_writer_processes_on_s3_lose_no_rows(s3_server: S3Server, gra
 
 def test_the_secret_never_shows_in_display_repr_or_errors(s3_server: S3Server, graph: mx.FeatureGraph) -> None:
     secret = s3_server.secret_access_key
-    store = LanceDBMetadataStore(s3_server.url(), storage_options=_options(s3_server), name="lance")
+    options = s3_server.lance_storage_options
+    store = LanceDBMetadataStore(s3_server.url(), storage_options=options, name="lance")
     assert secret not in repr(store) and secret not in str(store) and secret not in store.display()
-    broken = LanceDBMetadataStore("s3://no-such-bucket/x", storage_options=_options(s3_server), name="lance")
+    broken = LanceDBMetadataStore("s3://no-such-bucket/x", storage_options=options, name="lance")
     feature = _counter_feature()
     frame = pl.DataFrame({"writer": [1], "seq": [0], PROVENANCE_BY_FIELD: [{"default": "h"}]})
     with pytest.raises(BackendError) as info, broken.open("w"):

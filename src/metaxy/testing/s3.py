@@ -54,6 +54,18 @@ class S3Server:
             "AWS_CONDITIONAL_PUT": "etag",
         }
 
+    @property
+    def lance_storage_options(self) -> dict[str, str]:
+        """LanceDB's names for the server's endpoint and credentials (``storage_options`` of
+        :class:`~metaxy.ext.lancedb.LanceDBMetadataStore`)."""
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_endpoint": self.endpoint,
+            "region": self.region,
+            "allow_http": "true",
+        }
+
     def url(self, prefix: str | None = None) -> str:
         """``s3://<bucket>/<prefix>`` (a fresh random prefix when none is given)."""
         return f"s3://{self.bucket}/{prefix or uuid.uuid4().hex}"
