@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given, seed
 
 from metaxy.ext.polars.handlers.iceberg import IcebergMetadataStore
 from metaxy.testing import golden
@@ -20,17 +20,8 @@ EXAMPLES = int(os.environ.get("GOLDEN_ICEBERG_EXAMPLES", "12"))
 BATCH = 4
 
 
-def _settings(scenarios: int) -> Any:
-    return settings(
-        max_examples=max(1, -(-scenarios // BATCH)),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-
-
 @pytest.mark.filterwarnings("ignore")
-@_settings(EXAMPLES)
+@golden.settings_for(EXAMPLES, BATCH)
 @seed(20261205)
 @given(batch=golden.batches(BATCH))
 def test_iceberg_store_matches_the_polars_reference(
@@ -43,7 +34,7 @@ def test_iceberg_store_matches_the_polars_reference(
 
 
 @pytest.mark.filterwarnings("ignore")
-@_settings(max(1, EXAMPLES // 3))
+@golden.settings_for(max(1, EXAMPLES // 3), BATCH)
 @seed(20261206)
 @given(batch=golden.batches(BATCH))
 def test_iceberg_store_on_s3_matches_the_polars_reference(

@@ -8,10 +8,9 @@ write is a Lance commit (a new table version), so each scenario costs a fraction
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given, seed
 
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.testing import golden
@@ -21,17 +20,8 @@ EXAMPLES = int(os.environ.get("GOLDEN_LANCEDB_EXAMPLES", "12"))
 BATCH = 4
 
 
-def _settings(scenarios: int) -> Any:
-    return settings(
-        max_examples=max(1, -(-scenarios // BATCH)),
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
-
-
 @pytest.mark.filterwarnings("ignore")
-@_settings(EXAMPLES)
+@golden.settings_for(EXAMPLES, BATCH)
 @seed(20261207)
 @given(batch=golden.batches(BATCH))
 def test_lancedb_store_matches_the_polars_reference(
@@ -44,7 +34,7 @@ def test_lancedb_store_matches_the_polars_reference(
 
 
 @pytest.mark.filterwarnings("ignore")
-@_settings(max(1, EXAMPLES // 3))
+@golden.settings_for(max(1, EXAMPLES // 3), BATCH)
 @seed(20261208)
 @given(batch=golden.batches(BATCH))
 def test_lancedb_store_on_s3_matches_the_polars_reference(batch: list[golden.Scenario], s3_server: S3Server) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -98,8 +99,19 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
 
 def batches(size: int) -> st.SearchStrategy[list[Scenario]]:
-    """``size`` scenarios per hypothesis example (one store session checks them all)."""
+    """``size`` scenarios per hypothesis example (``check_against_reference`` checks them in turn)."""
     return st.lists(scenarios(), min_size=size, max_size=size)
+
+
+def settings_for(scenarios: int, batch: int) -> settings:
+    """Hypothesis settings that draw at least ``scenarios`` scenarios in batches of ``batch``: no
+    deadline, no health checks, no example database (runs are reproducible from ``@seed``)."""
+    return settings(
+        max_examples=max(1, -(-scenarios // batch)),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
 
 
 def build_graph(sc: Scenario, prefix: str = "") -> tuple[list[type[mx.BaseFeature]], type[mx.BaseFeature]]:
