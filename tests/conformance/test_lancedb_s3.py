@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_lancedb import _KnownGaps
 
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.testing import MetadataStoreConformance, StoreFactory
 from metaxy.testing.s3 import S3Server
 
 
-class TestLanceDBS3(_KnownGaps, MetadataStoreConformance):
+class TestLanceDBS3(MetadataStoreConformance):
     @pytest.fixture
     def store_factory(self, s3_server: S3Server) -> StoreFactory:
         def make(**kwargs: Any) -> LanceDBMetadataStore:

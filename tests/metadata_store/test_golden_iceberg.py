@@ -42,13 +42,7 @@ def test_iceberg_store_on_s3_matches_the_polars_reference(
 ) -> None:
     def make() -> IcebergMetadataStore:
         catalog_dir = tmp_path_factory.mktemp("iceberg-catalog")
-        props = {
-            "uri": f"sqlite:///{catalog_dir}/catalog.db",
-            "s3.endpoint": s3_server.endpoint,
-            "s3.access-key-id": s3_server.access_key_id,
-            "s3.secret-access-key": s3_server.secret_access_key,
-            "s3.region": s3_server.region,
-        }
+        props = s3_server.iceberg_catalog_properties(catalog_dir)
         return IcebergMetadataStore(s3_server.url(), catalog_properties=props)
 
     assert golden.check_against_reference(make, batch) == BATCH

@@ -24,16 +24,6 @@ N_WRITERS = 3
 APPENDS_PER_WRITER = 8
 
 
-def _props(server: S3Server, catalog_dir: Path) -> dict[str, str]:
-    return {
-        "uri": f"sqlite:///{catalog_dir}/catalog.db",
-        "s3.endpoint": server.endpoint,
-        "s3.access-key-id": server.access_key_id,
-        "s3.secret-access-key": server.secret_access_key,
-        "s3.region": server.region,
-    }
-
-
 def _parquet_keys(server: S3Server, root: str) -> set[str]:
     client = boto3.client(
         "s3",
@@ -52,7 +42,9 @@ def _parquet_keys(server: S3Server, root: str) -> set[str]:
 def test_concurrent_writer_processes_on_s3_lose_no_rows(
     s3_server: S3Server, tmp_path: Path, graph: mx.FeatureGraph
 ) -> None:
-    df = run_concurrent_writers(s3_server.url(), _props(s3_server, tmp_path), N_WRITERS, APPENDS_PER_WRITER)
+    df = run_concurrent_writers(
+        s3_server.url(), s3_server.iceberg_catalog_properties(tmp_path), N_WRITERS, APPENDS_PER_WRITER
+    )
     assert df.height == N_WRITERS * APPENDS_PER_WRITER
     assert df.select("writer", "seq").n_unique() == N_WRITERS * APPENDS_PER_WRITER
 
@@ -61,7 +53,7 @@ def test_a_killed_writer_on_s3_leaves_no_visible_rows(
     s3_server: S3Server, tmp_path: Path, graph: mx.FeatureGraph
 ) -> None:
     feature = _big_feature()
-    root, props = s3_server.url(), _props(s3_server, tmp_path)
+    root, props = s3_server.url(), s3_server.iceberg_catalog_properties(tmp_path)
     store = IcebergMetadataStore(root, catalog_properties=props)
     seed = pl.DataFrame({"sample_id": [-1, -2], PROVENANCE_BY_FIELD: [{"default": "s"}] * 2})
     with store.open("w"):
@@ -78,7 +70,7 @@ def test_reads_on_s3_are_lazy_scans_with_the_version_filter_pushed_down(
     s3_server: S3Server, tmp_path: Path, graph: mx.FeatureGraph
 ) -> None:
     feature = _counter_feature()
-    store = IcebergMetadataStore(s3_server.url(), catalog_properties=_props(s3_server, tmp_path))
+    store = IcebergMetadataStore(s3_server.url(), catalog_properties=s3_server.iceberg_catalog_properties(tmp_path))
     frame = pl.DataFrame({"writer": [1, 2, 3], "seq": [0, 0, 0], PROVENANCE_BY_FIELD: [{"default": "h"}] * 3})
     with store.open("w"):
         store.write(feature, frame)
@@ -93,7 +85,7 @@ def test_reads_on_s3_are_lazy_scans_with_the_version_filter_pushed_down(
 
 def test_the_secret_never_shows_in_display_repr_or_errors(s3_server: S3Server, tmp_path: Path, graph: Any) -> None:
     secret = s3_server.secret_access_key
-    props = _props(s3_server, tmp_path)
+    props = s3_server.iceberg_catalog_properties(tmp_path)
     store = IcebergMetadataStore(s3_server.url(), catalog_properties=props, name="lake")
     assert secret not in repr(store) and secret not in str(store) and secret not in store.display()
     # A bucket that does not exist: the server answers at once.

@@ -15,10 +15,11 @@ from test_delta_store import _counter_feature
 
 import metaxy as mx
 from metaxy.config import MetaxyConfig
-from metaxy.errors import BackendError
+from metaxy.errors import BackendError, FeatureNotFoundError
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.frames import collect_to_polars
 from metaxy.models.constants import PROVENANCE_BY_FIELD
+from metaxy.testing.conformance_support import define_video_features, id_set, samples
 from metaxy.testing.s3 import S3Server
 
 N_WRITERS = 2
@@ -121,3 +122,42 @@ def test_store_is_built_from_metaxy_toml(tmp_path: Path) -> None:
     store = cfg.get_store("dev")
     assert isinstance(store, LanceDBMetadataStore) and store.uri == str(tmp_path / "db")
     assert "hunter2-secret" not in repr(store) + store.display() + repr(cfg)
+
+
+def test_a_failed_first_write_leaves_no_feature_and_the_next_write_lands(
+    tmp_path: Path, graph: mx.FeatureGraph
+) -> None:
+    """The bare table a first append creates before its rows is not a feature table for metaxy."""
+    vf = define_video_features()
+    store = LanceDBMetadataStore(tmp_path / "lance")
+
+    class DecoderError(Exception):
+        pass
+
+    def boom(values: pl.Series) -> pl.Series:
+        raise DecoderError("the decoder crashed")
+
+    failing = (
+        samples(["a"], ("audio", "frames"))
+        .lazy()
+        .with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
+    )
+    with store.open("w"):
+        with pytest.raises(DecoderError, match="decoder crashed"):
+            store.write(vf.video, failing)
+        assert store._lance_table(store._table(vf.video.spec().key)) is not None  # the bare table is on disk
+        assert not store.has_feature(vf.video)
+        assert store.list_features() == []
+        with pytest.raises(FeatureNotFoundError):
+            store.read(vf.video)
+        store.write(vf.video, samples(["b", "c"], ("audio", "frames")))
+        assert id_set(store.read(vf.video)) == {"b", "c"}
+        assert store.list_features() == [vf.video.spec().key]
+
+
+def test_an_empty_first_write_makes_an_empty_feature_table(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    vf = define_video_features()
+    with LanceDBMetadataStore(tmp_path / "lance").open("w") as store:
+        store.write(vf.video, samples([], ("audio", "frames")))
+        assert store.has_feature(vf.video)
+        assert id_set(store.read(vf.video)) == set()

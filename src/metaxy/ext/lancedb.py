@@ -46,6 +46,7 @@ __all__ = ["LanceDBMetadataStore", "LanceDBMetadataStoreConfig"]
 _EXTRA_HINT = "Hint: install the LanceDB extra: pip install 'metaxy[lancedb]'."
 _MAX_COMMIT_ATTEMPTS = 10
 _BATCH_ROWS = 65_536
+_CREATED_VERSION = 1  # the version create_table commits: the schema, no rows
 _T = TypeVar("_T")
 
 
@@ -144,30 +145,33 @@ class LanceDBMetadataStore(MetadataStore):
                 names += page.tables
                 token = page.page_token
                 if not token:
-                    return sorted(names)
+                    break
         except (OSError, ValueError, RuntimeError) as exc:
             raise BackendError(
                 f"Cannot list the tables of {self.display()}: {exc}. "
                 "Hint: check uri and storage_options (credentials allow listing objects)."
             ) from exc
+        return sorted(t for t in names if self._table_exists(t))
 
-    def _table_exists(self, table: str) -> bool:
+    def _lance_table(self, table: str) -> Any | None:
+        """The table opened, or None when there is none."""
         # Opened, not only listed: a table another writer is creating is listed before it is readable.
         try:
-            self._db.open_table(table)
-        except ValueError as exc:
-            if "not found" in str(exc):
-                return False
+            return self._db.open_table(table)
+        except (OSError, ValueError, RuntimeError) as exc:
+            if isinstance(exc, ValueError) and "not found" in str(exc):
+                return None
             raise BackendError(
                 f"Cannot open Lance table '{table}' of {self.display()}: {exc}. "
                 "Hint: check uri and storage_options (credentials, endpoint)."
             ) from exc
-        except (OSError, RuntimeError) as exc:
-            raise BackendError(
-                f"Cannot open Lance table '{table}' of {self.display()}: {exc}. "
-                "Hint: check uri and storage_options (credentials, endpoint)."
-            ) from exc
-        return True
+
+    def _table_exists(self, table: str) -> bool:
+        # Version 1 is the empty table a first append creates before adding its rows (see _append):
+        # until that append (or any later one) commits, the feature has no table for metaxy, so a
+        # failed first write leaves nothing visible behind. An empty write commits a version too.
+        tbl = self._lance_table(table)
+        return tbl is not None and tbl.version > _CREATED_VERSION
 
     def _drop(self, table: str) -> None:
         try:
@@ -216,7 +220,7 @@ class LanceDBMetadataStore(MetadataStore):
         lf = rows.to_polars()
 
         def attempt() -> int:
-            exists = self._table_exists(table)
+            exists = self._lance_table(table) is not None
             stored = self._table_schema(table) if exists else None
             frame = _lance_compatible(lf, stored, table)
             if stored is not None:

@@ -66,6 +66,18 @@ class S3Server:
             "allow_http": "true",
         }
 
+    def iceberg_catalog_properties(self, catalog_dir: str | os.PathLike[str]) -> dict[str, str]:
+        """PyIceberg catalog properties (``catalog_properties`` of
+        :class:`~metaxy.ext.polars.handlers.iceberg.IcebergMetadataStore`): a SQLite catalog in
+        ``catalog_dir`` on the local disk, the warehouse's files on this server."""
+        return {
+            "uri": f"sqlite:///{os.fspath(catalog_dir)}/catalog.db",
+            "s3.endpoint": self.endpoint,
+            "s3.access-key-id": self.access_key_id,
+            "s3.secret-access-key": self.secret_access_key,
+            "s3.region": self.region,
+        }
+
     def url(self, prefix: str | None = None) -> str:
         """``s3://<bucket>/<prefix>`` (a fresh random prefix when none is given)."""
         return f"s3://{self.bucket}/{prefix or uuid.uuid4().hex}"
