@@ -157,3 +157,15 @@ def test_compute_provenance_matches_resolve(graph: mx.FeatureGraph) -> None:
             store.compute_provenance(down, upstream.drop("metaxy_data_version_by_field__w_raw"))
     assert computed["metaxy_provenance"].to_list() == expected["metaxy_provenance"].to_list()
     assert computed["metaxy_provenance_by_field"].to_list() == expected["metaxy_provenance_by_field"].to_list()
+
+
+def test_warnings_name_the_callers_line(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    """However deep in metaxy a warning is raised, it points at the user's call."""
+    raw, down = _define()
+    store = DuckDBMetadataStore(tmp_path / "d.duckdb", auto_create_tables=True)
+    with store.open("w"):
+        with pytest.warns(UserWarning, match="Creating table") as created:
+            store.write(raw, _raw(["a"]))
+        with pytest.warns(PolarsMaterializationWarning) as fell_back:
+            store.resolve_update(down, global_filters=[pl.col("sid") == "a"])
+    assert {w.filename for w in [*created, *fell_back]} == {__file__}

@@ -41,7 +41,7 @@ from metaxy._demo.assets import ProgressReporter, build_assets, build_resources
 from metaxy._demo.features import MultimodalFeatures, build_features
 from metaxy._demo.media import MediaLibrary, scan
 from metaxy._demo.plan import Counts, predict_with_bounds, upper_bounds
-from metaxy._demo.workdir import DemoError, Workdir, check_clips
+from metaxy._demo.workdir import DemoError, Workdir, check_clips, has_password
 
 __all__ = ["DemoError", "DemoReport", "Mutations", "run_demo"]
 
@@ -358,15 +358,15 @@ class _Demo:
         )
 
 
-def _explore_commands(root: Path, *, pg_password: bool = False) -> list[str]:
+def _explore_commands(root: Path, *, password_env: str | None = None) -> list[str]:
     """Commands that work from any directory, whether or not the venv is activated."""
     bin_dir = Path(sys.executable).parent
     mx = bin_dir / "mx" if (bin_dir / "mx").exists() else Path("mx")
     dagster = bin_dir / "dagster" if (bin_dir / "dagster").exists() else Path("dagster")
     definitions = Path(__file__).resolve().parents[3] / "examples" / "multimodal" / "definitions.py"
     lines = [f"cd {root} && {mx} metadata status --all-features"]
-    if pg_password:  # the workdir's metaxy.toml holds no password
-        lines[0] = f"cd {root} && PGPASSWORD=<the store's password> {mx} metadata status --all-features"
+    if password_env:  # the workdir's metaxy.toml holds no password
+        lines[0] = f"cd {root} && {password_env}=<the store's password> {mx} metadata status --all-features"
     if definitions.exists():  # a source checkout (the wheel has no examples/)
         lines.append(f"METAXY_DEMO_WORKDIR={root} DAGSTER_HOME={root / 'dagster'} {dagster} dev -f {definitions}")
     return lines
@@ -379,7 +379,7 @@ def _prepare_store(wd: Workdir, *, reset: bool) -> str:
         DemoError: the store already holds the demo's features and ``reset`` was not given.
     """
     store = wd.config().get_store()
-    if wd.store_url is None:
+    if wd.server is None:
         return "an embedded DuckDB metadata store"
     keys = [f.spec().key for f in build_features().all()]
     with store.open("w"):
@@ -391,7 +391,7 @@ def _prepare_store(wd: Workdir, *, reset: bool) -> str:
             )
         for key in present:
             store.drop_feature_metadata(key)
-    return f"a PostgreSQL metadata store:\n{store.display()}"
+    return f"a {wd.server.name} metadata store:\n{store.display()}"
 
 
 def run_demo(
@@ -407,14 +407,15 @@ def run_demo(
     """Run the three rounds in ``workdir`` and return what happened (with ``ray``, the per-clip
     computations run as Ray tasks on a local Ray cluster, see ``metaxy._demo.ray_work``).
 
-    ``store_url`` (``postgresql://user:password@host:port/db``): keep the metadata in that PostgreSQL
-    database instead of the workdir's embedded DuckDB file.
+    ``store_url`` (``postgresql://user:password@host:port/db``, ``chdb:///abs/dir``,
+    ``clickhouse+http://...``): keep the metadata in that PostgreSQL or ClickHouse database instead of
+    the workdir's embedded DuckDB file.
 
     Raises:
         DemoError: ``clips`` out of range, the store holds a previous demo (without ``reset``), or a
             Dagster run failed.
         DemoWorkdirError: the workdir is unusable or holds a previous demo (without ``reset``).
-        BackendError: the PostgreSQL store cannot be reached.
+        BackendError: the PostgreSQL or ClickHouse store cannot be reached.
     """
     check_clips(clips)
     console = console or Console()
@@ -443,7 +444,8 @@ def run_demo(
     demo.report.seconds = round(time.perf_counter() - started, 2)
     console.print()
     console.print(f"Done in {demo.report.seconds:.1f} s. Explore the results:")
-    for line in _explore_commands(wd.root, pg_password=store_url is not None):
+    password_env = wd.server.password_env if wd.server and store_url and has_password(store_url) else None
+    for line in _explore_commands(wd.root, password_env=password_env):
         console.print(f"  {line}", soft_wrap=True, highlight=False)  # copy-pasteable: never folded
     return demo.report
 

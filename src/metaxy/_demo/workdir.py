@@ -4,7 +4,7 @@
 <workdir>/
     .metaxy-demo          marker: this directory holds a demo (``--reset`` may wipe it)
     metaxy.toml           store + entry point, so `mx metadata status --all-features` works here
-    metadata.duckdb       the embedded metadata store (unless ``mx demo --store postgresql://...``)
+    metadata.duckdb       the embedded metadata store (unless ``mx demo --store <url>``: PostgreSQL, ClickHouse)
     dagster/              the Dagster instance the three rounds ran in (DAGSTER_HOME for `dagster dev`)
     media/<channel>/<video_id>/{audio.wav,frames.png}
     out/<feature>/<feature_version>/<video_id>/<data_version>.json   (chunks: .../<data_version>/<n>.wav)
@@ -23,13 +23,60 @@ from typing import Any
 from metaxy.config import MetaxyConfig
 from metaxy.errors import MetaxyError
 
-__all__ = ["MAX_CLIPS", "MIN_CLIPS", "DemoError", "DemoWorkdirError", "Workdir", "check_clips"]
+__all__ = [
+    "MAX_CLIPS",
+    "MIN_CLIPS",
+    "DemoError",
+    "DemoWorkdirError",
+    "ServerStore",
+    "Workdir",
+    "check_clips",
+    "server_store",
+]
 
 _MARKER = ".metaxy-demo"
 _OWNED = ("media", "out", "dagster", "metadata.duckdb", "metadata.duckdb.wal", "metaxy.toml", _MARKER)
 STORE_NAME = "demo"
 DUCKDB_STORE = "metaxy.ext.duckdb.DuckDBMetadataStore"
 POSTGRESQL_STORE = "metaxy.ext.postgresql.PostgreSQLMetadataStore"
+CLICKHOUSE_STORE = "metaxy.ext.clickhouse.ClickHouseMetadataStore"
+
+
+@dataclass(frozen=True)
+class ServerStore:
+    """A store ``mx demo --store <url>`` can keep the metadata in instead of the DuckDB file."""
+
+    name: str
+    type: str
+    schemes: tuple[str, ...]
+    #: how ``mx`` run in the workdir gets the password, which ``metaxy.toml`` never holds
+    password_env: str
+
+
+SERVER_STORES = (
+    ServerStore("PostgreSQL", POSTGRESQL_STORE, ("postgresql", "postgres"), "PGPASSWORD"),
+    ServerStore(
+        "ClickHouse",
+        CLICKHOUSE_STORE,
+        ("chdb", "clickhouse", "clickhouse+http", "clickhouse+https", "clickhouse+native", "clickhouses"),
+        f"METAXY_STORES__{STORE_NAME.upper()}__CONFIG__PASSWORD",
+    ),
+)
+
+
+def server_store(url: str) -> ServerStore | None:
+    """The store a ``--store`` URL names, by its scheme (None: not one the demo runs on)."""
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    return next((s for s in SERVER_STORES if scheme in s.schemes), None)
+
+
+def has_password(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
 
 
 MIN_CLIPS = 4
@@ -61,8 +108,13 @@ class Workdir:
     """Paths of a demo working directory (nothing is created until :meth:`prepare`)."""
 
     root: Path
-    #: ``postgresql://user:password@host:port/db`` of a PostgreSQL store; None: the embedded DuckDB file.
+    #: the URL of a :data:`SERVER_STORES` store (``postgresql://...``, ``chdb:///dir``, ...); None: the
+    #: embedded DuckDB file.
     store_url: str | None = field(default=None, repr=False)
+
+    @property
+    def server(self) -> ServerStore | None:
+        return None if self.store_url is None else server_store(self.store_url)
 
     @property
     def media(self) -> Path:
@@ -140,9 +192,9 @@ class Workdir:
             ) from exc
 
     def store_entry(self) -> dict[str, Any]:
-        """The demo store's configuration: the PostgreSQL store of ``store_url``, or the DuckDB file."""
-        if self.store_url is not None:
-            return {"type": POSTGRESQL_STORE, "config": {"connection_string": self.store_url}}
+        """The demo store's configuration: the server store of ``store_url``, or the DuckDB file."""
+        if self.store_url is not None and self.server is not None:
+            return {"type": self.server.type, "config": {"connection_string": self.store_url}}
         return {"type": DUCKDB_STORE, "config": {"database": str(self.database)}}
 
     def config(self) -> MetaxyConfig:
@@ -155,12 +207,16 @@ class Workdir:
         )
 
     def _toml_store(self) -> str:
-        if self.store_url is None:
+        if self.store_url is None or self.server is None:
             return f'type = "{DUCKDB_STORE}"\nconfig = {{ database = {json.dumps(str(self.database))} }}\n'
-        # never the password: libpq reads it from PGPASSWORD or ~/.pgpass
+        # never the password: mx reads it from the environment (libpq also from ~/.pgpass)
+        hint = (
+            f"# the password is not written here: set {self.server.password_env} before running mx\n"
+            if has_password(self.store_url)
+            else ""
+        )
         return (
-            "# the password is not written here: set PGPASSWORD (or use ~/.pgpass) before running mx\n"
-            f'type = "{POSTGRESQL_STORE}"\n'
+            hint + f'type = "{self.server.type}"\n'
             f"config = {{ connection_string = {json.dumps(without_password(self.store_url))} }}\n"
         )
 

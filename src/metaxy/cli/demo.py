@@ -37,8 +37,10 @@ def demo(
     reset
         Wipe a previous demo in ``workdir`` (and in the ``--store`` database) first.
     store
-        ``postgresql://user:password@host:port/db``: keep the metadata in this PostgreSQL database
-        instead of the embedded DuckDB file (the password is never printed).
+        Keep the metadata in this database instead of the embedded DuckDB file:
+        ``postgresql://user:password@host:port/db`` (PostgreSQL), ``chdb:///abs/dir`` (the embedded
+        ClickHouse engine) or ``clickhouse+http://user:password@host:8123/db`` (a ClickHouse server).
+        The password is never printed.
     json_path
         Also write the per-round counts as JSON to this file.
     ray
@@ -47,13 +49,14 @@ def demo(
     """
     from rich.console import Console
 
-    from metaxy._demo.workdir import Workdir, check_clips
+    from metaxy._demo.workdir import Workdir, check_clips, server_store
 
     check_clips(clips)  # bad input fails before the slow imports
-    if store is not None and not store.startswith(("postgresql://", "postgres://")):
+    if store is not None and server_store(store) is None:
         raise CliError(
-            "mx demo --store takes a PostgreSQL URL. Hint: --store postgresql://user:password@host:5432/dbname "
-            "(or leave it out for the embedded DuckDB store).",
+            "mx demo --store takes a PostgreSQL or ClickHouse URL. Hint: --store "
+            "postgresql://user:password@host:5432/dbname, chdb:///absolute/dir or "
+            "clickhouse+http://user:password@host:8123/dbname (or leave it out for the embedded DuckDB store).",
             code="INVALID_ARGUMENT",
         )
     if workdir is not None:

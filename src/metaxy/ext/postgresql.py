@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
-import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import narwhals as nw
@@ -29,13 +28,11 @@ from sqlglot import exp
 from metaxy.errors import (
     BackendError,
     MetadataSchemaError,
-    PolarsMaterializationWarning,
-    VersioningEngineMismatchError,
 )
+from metaxy.metadata_store import _native_resolve
 from metaxy.metadata_store.base import MetadataStore, MetadataStoreConfig
 from metaxy.metadata_store.contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from metaxy.metadata_store.types import AccessMode, Increment, LazyIncrement
-from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
 from metaxy.sql import statements as st
@@ -43,7 +40,6 @@ from metaxy.sql._build import col, select, star, subquery, table
 from metaxy.sql.dialects import PostgresDialect
 from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import KIND, orphan_column, rendered_resolve
 
 __all__ = ["PostgreSQLMetadataStore", "PostgreSQLMetadataStoreConfig"]
 
@@ -392,124 +388,21 @@ class PostgreSQLMetadataStore(MetadataStore):
 
     # --- native resolve -----------------------------------------------------------------------------
     def _resolve_native(self, request: ResolveRequest, *, strict: bool, lazy: bool) -> LazyIncrement | Increment | None:
-        plan = request.plan
-        reason = None
-        if request.samples is not None:
-            reason = "samples were given as a local frame"
-        elif any(not self._table_exists(self._table(d.feature)) for d in plan.deps):
-            if not any(fb.has_feature_anywhere(d.feature) for d in plan.deps for fb in self.fallback_stores):
-                return None
-            reason = "an upstream feature is read from a fallback store"
-            if strict and self._fallback_specs:
-                strict = False
-        sources: list[SqlSource] = []
-        known: dict[str, pl.DataType] = {}
-        if reason is None:
-            for dep in plan.deps:
-                name = self._table(dep.feature)
-                conds = _conditions([*request.filters_by_key.get(dep.feature, []), *request.global_filters])
-                if conds is None:
-                    reason = f"a filter on '{dep.feature}' is a Polars expression"
-                    break
-                schema = self._table_schema(name)
-                renamed = {**{k: v for k, v in dep.rename.items()}, **dict(dep.system_rename)}
-                known = {**{renamed.get(n, n): t for n, t in schema.items()}, **dict(schema), **known}
-                sources.append(SqlSource(name, tuple(schema), tuple(conds)))
-        current = None
-        stored_schema: pl.Schema | None = None
-        predicates: list[FilterExpression] = []
-        target = self._table(plan.feature)
-        if reason is None and not request.skip_comparison and self._table_exists(target):
-            conds = _conditions(request.target_filters)
-            preds = _conditions(request.staleness_predicates)
-            if conds is None or preds is None:
-                reason = "a target filter or staleness predicate is a Polars expression"
-            else:
-                stored_schema = self._table_schema(target)
-                used = sorted({n for f in [*conds, *preds] for n in f.columns})
-                current = SqlSource(target, tuple(stored_schema), tuple(conds), tuple(used))
-                predicates = preds
-        if reason is not None:
-            if strict:
-                raise VersioningEngineMismatchError(
-                    f"Cannot resolve '{plan.feature}' natively in PostgreSQL: {reason}. "
-                    "Hint: use versioning_engine='auto' or 'polars'."
-                )
-            warnings.warn(
-                f"Resolving '{plan.feature}' with Polars instead of PostgreSQL SQL: {reason}.",
-                PolarsMaterializationWarning,
-                stacklevel=4,
-            )
+        native = _native_resolve.prepare(self, request, self.dialect, strict=strict, engine="PostgreSQL", types=True)
+        if native is None:
             return None
-        rendered = rendered_resolve(
-            self.dialect,
-            plan,
-            sources,
-            current,
-            algorithm=request.settings.hash_algorithm,
-            length=request.settings.hash_length,
-            predicates=predicates,
-            map_mode=request.settings.map_mode,
-        )
-        compiled = rendered.compiled
-        by_field = pl.Struct({k: pl.String() for k in plan.field_struct_keys})
-        if stored_schema is not None:
-            known = {**known, **dict(stored_schema)}
-        known.update({c.PROVENANCE_BY_FIELD: by_field, c.DATA_VERSION_BY_FIELD: by_field})
-        known.update({c.PROVENANCE: pl.String(), c.DATA_VERSION: pl.String()})
-        names = list(compiled.expected_columns)
-        expected_schema = {n: known.get(n, pl.String()) for n in names}
-        orphaned_schema = pl.Schema(stored_schema if stored_schema is not None else expected_schema)
-        cache: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
+        compiled = native.rendered.compiled
         conn = self.conn  # lazy frames collect on Polars' threads (psycopg connections are thread-safe)
 
-        def run() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-            """Run the one resolve statement (once) and split its rows into new / stale / orphaned."""
-            if cache:
-                return cache[0]
-            if compiled.increment is None:
-                new = self._fetch(compiled.expected, expected_schema, conn)
-                parts = (new, new.clear(), pl.DataFrame(schema=orphaned_schema))
-            else:
-                assert stored_schema is not None
-                orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
-                full = {**expected_schema, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-                df = self._fetch(compiled.increment, full, conn)
-                kinds = df.get_column(KIND)
-                parts = (
-                    df.filter(kinds == "new").select(names),
-                    df.filter(kinds == "stale").select(names),
-                    df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items()),
-                )
-            cache.append(parts)
-            return parts
+        def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+            query = compiled.increment if which == "increment" else compiled.expected
+            assert query is not None
+            return self._fetch(query, schema, conn)
 
-        def collect() -> Increment:
-            return Increment(*(nw.from_native(f) for f in run()))
-
-        if not lazy:
-            return collect()
-        frames = [
-            nw.from_native(pl.defer(lambda i=i: run()[i], schema=schema))  # type: ignore[misc]
-            for i, schema in enumerate([expected_schema, expected_schema, orphaned_schema])
-        ]
-        expected_frame = pl.defer(lambda: self._fetch(compiled.expected, expected_schema, conn), schema=expected_schema)
-        new, stale, orphaned = frames
-        return LazyIncrement(new, stale, orphaned, input=nw.from_native(expected_frame), collector=collect)
+        return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
 
     def _location_uri(self, key: FeatureKey) -> str | None:
         return f"{self._display_target().split(' ')[0]}#{self.schema or 'public'}.{self._table(key)}"
-
-
-def _conditions(filters: Sequence[Any]) -> list[FilterExpression] | None:
-    out: list[FilterExpression] = []
-    for f in filters:
-        if isinstance(f, str):
-            f = FilterExpression.parse(f)
-        if not isinstance(f, FilterExpression):
-            return None
-        out.append(f)
-    return out
 
 
 def _epoch_us(ref: exp.Expression) -> exp.Expression:
@@ -583,6 +476,12 @@ def _encode_schema(schema: pl.Schema) -> str:
 
 
 def _decode_schema(text: str) -> pl.Schema:
+    return pl.Schema(_decoded_schema(text))  # a copy: callers may extend it
+
+
+@functools.lru_cache(maxsize=512)
+def _decoded_schema(text: str) -> pl.Schema:
+    # Every catalog lookup decodes the table's comment: ~4 ms through Arrow, so memoised by text.
     import pyarrow as pa
 
     if not text.startswith("metaxy:"):

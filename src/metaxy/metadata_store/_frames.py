@@ -3,7 +3,6 @@ normalising the system columns of a write (spec §4, §5.3)."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +12,7 @@ import narwhals as nw
 import polars as pl
 
 from metaxy import frames
+from metaxy._warnings import warn_at_caller
 from metaxy.errors import ColumnNotFoundError, MetadataSchemaError, MetaxyWarning
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
@@ -343,11 +343,10 @@ def _fill_provenance(lf: pl.LazyFrame, names: set[str], keys: tuple[str, ...], c
     computed = sample_hash_expr(c.PROVENANCE_BY_FIELD, keys, ctx.algorithm, ctx.length)
     if c.PROVENANCE not in names:
         if not ctx.is_root and not ctx.preserve_feature_version:
-            warnings.warn(
+            warn_at_caller(
                 f"Writing '{ctx.feature}' without '{c.PROVENANCE}': computing it from '{c.PROVENANCE_BY_FIELD}'. "
                 "Hint: write the frames returned by resolve_update, which carry it.",
                 MetaxyWarning,
-                stacklevel=4,
             )
         return lf.with_columns(computed.alias(c.PROVENANCE))
     return lf.with_columns(pl.col(c.PROVENANCE).fill_null(computed))

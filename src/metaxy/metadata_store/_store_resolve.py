@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -12,6 +11,7 @@ import narwhals as nw
 import polars as pl
 
 from metaxy import _hooks
+from metaxy._warnings import warn_at_caller
 from metaxy.errors import (
     MetadataSchemaError,
     PolarsMaterializationWarning,
@@ -234,10 +234,8 @@ class ResolvingStore(FailureQuarantine, WritingStore):
         if isinstance(native, pl.LazyFrame):
             return native
         if warn and self.native_engine == "polars":
-            warnings.warn(
-                f"Upstream '{key}' was materialised to Polars for the resolve.",
-                PolarsMaterializationWarning,
-                stacklevel=4,
+            warn_at_caller(
+                f"Upstream '{key}' was materialised to Polars for the resolve.", PolarsMaterializationWarning
             )
         return frame.collect().to_polars().lazy()
 

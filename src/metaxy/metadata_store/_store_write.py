@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from metaxy._warnings import warn_at_caller
 from metaxy.errors import FeatureNotFoundError, MetadataSchemaError, StoreCapabilityError, TableNotFoundError
 from metaxy.frames import FrameLike
 from metaxy.models import constants as c
@@ -69,7 +69,7 @@ class WritingStore(ReadingStore):
                     keys=[key],
                 )
             if not self.always_creates_tables:
-                warnings.warn(f"Creating table '{table}' for feature '{key}' in {self.display()}.", stacklevel=3)
+                warn_at_caller(f"Creating table '{table}' for feature '{key}' in {self.display()}.", UserWarning)
         else:
             self._check_schema_compatible(key, lf)
         return self._append(table, AppendSource(lf))

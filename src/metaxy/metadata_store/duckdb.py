@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +18,8 @@ from sqlglot import exp
 from metaxy.config._checks import check_store_settings
 from metaxy.errors import (
     BackendError,
-    PolarsMaterializationWarning,
     StoreBusyError,
     StoreCapabilityError,
-    VersioningEngineMismatchError,
 )
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
@@ -31,12 +28,11 @@ from metaxy.sql._build import col, lit, select, star, subquery, table
 from metaxy.sql.dialects import DuckDBDialect
 from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
-from metaxy.versioning.sql_executor import RenderedResolve, rendered_resolve
+from metaxy.versioning.sql_executor import RenderedResolve
 
-from . import _duckdb_hosts
+from . import _duckdb_hosts, _native_resolve
 from ._duckdb_paths import check_database_path
 from ._duckdb_resolve import _DuckDBLazyIncrement, lazy_increment
-from ._frames import FilterLike
 from .base import MetadataStore, MetadataStoreConfig
 from .contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from .types import AccessMode, Increment, LazyIncrement
@@ -393,73 +389,11 @@ class DuckDBMetadataStore(MetadataStore):
 
     # --- native resolve ---------------------------------------------------------------------------
     def _resolve_native(self, request: ResolveRequest, *, strict: bool, lazy: bool) -> LazyIncrement | Increment | None:
-        plan = request.plan
-        reason = None
-        if request.samples is not None:
-            reason = "samples were given as a local frame"
-        elif any(not self._table_exists(self._table(d.feature)) for d in plan.deps):
-            if not any(fb.has_feature_anywhere(d.feature) for d in plan.deps for fb in self.fallback_stores):
-                return None  # missing everywhere: the Polars path raises FeatureNotFoundError
-            reason = "an upstream feature is read from a fallback store"
-            if strict and self._fallback_specs:
-                strict = False  # with fallbacks configured, 'native' materialises like 'auto' (spec §5.4)
-        sources: list[SqlSource] = []
-        if reason is None:
-            for dep in plan.deps:
-                table = self._table(dep.feature)
-                conds = self._conditions([*request.filters_by_key.get(dep.feature, []), *request.global_filters])
-                if conds is None:
-                    reason = f"a filter on '{dep.feature}' is a Polars expression"
-                    break
-                sources.append(SqlSource(table, self._columns(table), tuple(conds)))
-        current = None
-        predicates: list[FilterExpression] = []
-        if reason is None and self._table_exists(self._table(plan.feature)) and not request.skip_comparison:
-            conds = self._conditions(request.target_filters)
-            preds = self._conditions(request.staleness_predicates)
-            if conds is None or preds is None:
-                reason = "a target filter or staleness predicate is a Polars expression"
-            else:
-                table = self._table(plan.feature)
-                used = sorted({name for f in [*conds, *preds] for name in f.columns})
-                current = SqlSource(table, self._columns(table), tuple(conds), tuple(used))
-                predicates = preds
-        if reason is not None:
-            if strict:
-                raise VersioningEngineMismatchError(
-                    f"Cannot resolve '{plan.feature}' natively in DuckDB: {reason}. "
-                    "Hint: use versioning_engine='auto' or 'polars'."
-                )
-            warnings.warn(
-                f"Resolving '{plan.feature}' with Polars instead of DuckDB SQL: {reason}.",
-                PolarsMaterializationWarning,
-                stacklevel=4,
-            )
+        native = _native_resolve.prepare(self, request, self.dialect, strict=strict, engine="DuckDB")
+        if native is None:
             return None
-        rendered = rendered_resolve(
-            self.dialect,
-            plan,
-            sources,
-            current,
-            algorithm=request.settings.hash_algorithm,
-            length=request.settings.hash_length,
-            predicates=predicates,
-            map_mode=request.settings.map_mode,
-        )
-        increment = self._lazy_increment(rendered, target=plan.feature)
+        increment = self._lazy_increment(native.rendered, target=request.plan.feature)
         return increment if lazy else increment.collect()
-
-    def _conditions(self, filters: Sequence[FilterLike]) -> list[FilterExpression] | None:
-        """The filters, parsed; None when one is a narwhals / Polars expression (the Polars engine
-        handles those)."""
-        out: list[FilterExpression] = []
-        for f in filters:
-            if isinstance(f, str):
-                f = FilterExpression.parse(f)
-            if not isinstance(f, FilterExpression):
-                return None
-            out.append(f)
-        return out
 
     def _lazy_increment(self, rendered: RenderedResolve, *, target: FeatureKey) -> _DuckDBLazyIncrement:
         """The lazy increment of a rendered resolve (see :func:`._duckdb_resolve.lazy_increment`)."""

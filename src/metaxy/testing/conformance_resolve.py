@@ -14,8 +14,10 @@ from metaxy.config import MetaxyConfig
 from metaxy.errors import (
     FeatureNotFoundError,
     HashAlgorithmNotSupportedError,
+    PolarsMaterializationWarning,
     RootFeatureError,
     StoreCapabilityError,
+    VersioningEngineMismatchError,
 )
 from metaxy.frames import collect_to_polars
 from metaxy.metadata_store.types import Increment, LazyIncrement
@@ -212,6 +214,25 @@ class ResolveConformance(ConformanceBase):
             by_key = store.resolve_update(vf.transcript, filters={"video": [not_a]})
         assert id_set(by_class.new) == {"b", "c"}
         assert id_set(by_key.new) == {"b", "c"}
+
+    def test_a_polars_filter_falls_back_with_a_warning_at_the_caller(
+        self, store_factory: StoreFactory, graph: mx.FeatureGraph
+    ) -> None:
+        """A store that resolves in its engine warns when a Polars expression sends the resolve to
+        Polars; the warning names the line that called ``resolve_update``."""
+        store = store_factory()
+        if not store.capabilities.native_resolve:
+            return
+        with store.open("w"):
+            vf = _setup(store)
+            with pytest.warns(PolarsMaterializationWarning, match="a filter on 'video' is a Polars expression") as rec:
+                inc = store.resolve_update(vf.transcript, filters={vf.video: [nw.col("sample_id") != "a"]})
+            with pytest.raises(VersioningEngineMismatchError, match="Polars expression"):
+                store.resolve_update(
+                    vf.transcript, filters={vf.video: [nw.col("sample_id") != "a"]}, versioning_engine="native"
+                )
+        assert id_set(inc.new) == {"b", "c"}
+        assert {w.filename for w in rec} == {__file__}
 
     def test_global_filters_apply_to_upstream_and_target(
         self, store_factory: StoreFactory, graph: mx.FeatureGraph
