@@ -18,6 +18,7 @@ import base64
 import contextlib
 import functools
 import io
+from collections.abc import Sequence
 from typing import Any
 
 import narwhals as nw
@@ -30,9 +31,11 @@ from metaxy.errors import (
     MetadataSchemaError,
 )
 from metaxy.metadata_store import _native_resolve
+from metaxy.metadata_store._duckdb_resolve import _COPIES
 from metaxy.metadata_store.base import MetadataStore, MetadataStoreConfig
 from metaxy.metadata_store.contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from metaxy.metadata_store.types import AccessMode, Increment, LazyIncrement
+from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.models.keys import FeatureKey
 from metaxy.sql import statements as st
@@ -263,17 +266,37 @@ class PostgreSQLMetadataStore(MetadataStore):
         self._run("Dropping a table", self.dialect.render(st.drop_table(table_name)))
 
     # --- reads --------------------------------------------------------------------------------------
-    def _fetch(self, query: exp.Expression, schema: dict[str, pl.DataType], conn: Any = None) -> pl.DataFrame:
+    def _fetch(
+        self,
+        query: exp.Expression,
+        schema: dict[str, pl.DataType],
+        conn: Any = None,
+        *,
+        by_key: Sequence[str] = (),
+    ) -> pl.DataFrame:
         """Run ``query`` and return its rows as a Polars frame of ``schema`` (the query's columns, in
         order): ``COPY (query) TO STDOUT`` as CSV, parsed by Polars; timestamps cross as epoch
-        microseconds, dates as day numbers, booleans as 0/1, nested columns as JSON text."""
+        microseconds, dates as day numbers, booleans as 0/1, nested columns as JSON text.
+
+        ``by_key``: never-NULL struct columns of string fields (the ``*_by_field`` columns a resolve
+        computes) that cross as one CSV column per key (``->>``) and are rebuilt as structs in
+        Polars: no JSON text to write or parse."""
         import psycopg
 
         items: list[Any] = []
         csv_types: dict[str, pl.DataType] = {}
+        structs: dict[str, list[tuple[str, str]]] = {}
         for name, dtype in schema.items():
             ref = col(name)
             item: Any
+            if name in by_key and isinstance(dtype, pl.Struct) and all(f.dtype == pl.String for f in dtype.fields):
+                structs[name] = [(f"__metaxy_k{len(csv_types) + i}", f.name) for i, f in enumerate(dtype.fields)]
+                for part, key in structs[name]:
+                    path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
+                    value = exp.JSONExtractScalar(this=ref, expression=path, only_json_types=True)
+                    items.append(exp.alias_(value, part, quoted=True))
+                    csv_types[part] = pl.String()
+                continue
             if isinstance(dtype, pl.Datetime):
                 item = exp.Cast(this=_epoch_us(ref), to=exp.DataType.build("BIGINT"))
                 csv_types[name] = pl.Int64()
@@ -307,14 +330,19 @@ class PostgreSQLMetadataStore(MetadataStore):
             pl.read_csv(
                 buf.getvalue(),
                 has_header=False,
-                new_columns=list(schema),
+                new_columns=list(csv_types),
                 schema_overrides=csv_types,
                 null_values="\\N",
             )
             if buf.tell()
             else pl.DataFrame(schema=csv_types)
         )
-        return raw.with_columns(_decode(name, dtype) for name, dtype in schema.items())
+        return raw.select(
+            pl.struct([pl.col(part).alias(key) for part, key in structs[name]]).alias(name)
+            if name in structs
+            else _decode(name, dtype)
+            for name, dtype in schema.items()
+        )
 
     def _scan(self, table_name: str) -> pl.DataFrame:
         schema = self._table_schema(table_name)
@@ -397,7 +425,12 @@ class PostgreSQLMetadataStore(MetadataStore):
         def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
             query = compiled.increment if which == "increment" else compiled.expected
             assert query is not None
-            return self._fetch(query, schema, conn)
+            if which == "input":
+                return self._fetch(query, schema, conn)
+            # the data-version columns of computed rows are the provenance columns: not transferred
+            fetched = {n: t for n, t in schema.items() if n not in _COPIES}
+            df = self._fetch(query, fetched, conn, by_key=(c.PROVENANCE_BY_FIELD,))
+            return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(list(schema))
 
         return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
 
