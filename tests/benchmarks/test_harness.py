@@ -48,9 +48,9 @@ def test_the_large_filter_benchmark_runs_and_reports_growth(tmp_path: Path) -> N
     assert "Growth exponent" in text
 
 
-def test_the_lakehouse_benchmark_runs_every_store_local_and_on_s3(tmp_path: Path) -> None:
+def test_the_lakehouse_benchmark_runs_each_family_local_and_on_s3(tmp_path: Path) -> None:
     """``lakehouse.py`` starts moto for the ``*_s3`` stores and writes one report per store."""
-    stores = ("delta", "delta_s3", "iceberg", "iceberg_s3", "lancedb", "lancedb_s3")
+    stores = ("delta_s3", "iceberg", "lancedb_s3")
     cmd = [sys.executable, str(RUN.parent / "lakehouse.py"), "--stores", ",".join(stores), "--output-dir", str(tmp_path)]
     flags = ["--n", "2000", "--rounds", "1", "--scenario", "simple", "--phase", "stale"]
     proc = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=600, cwd=tmp_path)
