@@ -18,7 +18,7 @@ import base64
 import contextlib
 import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import narwhals as nw
@@ -273,6 +273,7 @@ class PostgreSQLMetadataStore(MetadataStore):
         conn: Any = None,
         *,
         by_key: Sequence[str] = (),
+        render: Callable[[Callable[[], exp.Expression]], str] | None = None,
     ) -> pl.DataFrame:
         """Run ``query`` and return its rows as a Polars frame of ``schema`` (the query's columns, in
         order): ``COPY (query) TO STDOUT`` as CSV, parsed by Polars; timestamps cross as epoch
@@ -280,43 +281,14 @@ class PostgreSQLMetadataStore(MetadataStore):
 
         ``by_key``: never-NULL struct columns of string fields (the ``*_by_field`` columns a resolve
         computes) that cross as one CSV column per key (``->>``) and are rebuilt as structs in
-        Polars: no JSON text to write or parse."""
+        Polars: no JSON text to write or parse. ``render(build)``: the SQL text of the statement
+        ``build()`` makes (default: rendered now; a resolve passes its memoised renderer)."""
         import psycopg
 
-        items: list[Any] = []
-        csv_types: dict[str, pl.DataType] = {}
-        structs: dict[str, list[tuple[str, str]]] = {}
-        for name, dtype in schema.items():
-            ref = col(name)
-            item: Any
-            if name in by_key and isinstance(dtype, pl.Struct) and all(f.dtype == pl.String for f in dtype.fields):
-                structs[name] = [(f"__metaxy_k{len(csv_types) + i}", f.name) for i, f in enumerate(dtype.fields)]
-                for part, key in structs[name]:
-                    path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
-                    value = exp.JSONExtractScalar(this=ref, expression=path, only_json_types=True)
-                    items.append(exp.alias_(value, part, quoted=True))
-                    csv_types[part] = pl.String()
-                continue
-            if isinstance(dtype, pl.Datetime):
-                item = exp.Cast(this=_epoch_us(ref), to=exp.DataType.build("BIGINT"))
-                csv_types[name] = pl.Int64()
-            elif isinstance(dtype, pl.Date):
-                item = exp.Sub(
-                    this=ref, expression=exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("DATE"))
-                )
-                csv_types[name] = pl.Int32()
-            elif isinstance(dtype, pl.Boolean):
-                item = exp.Cast(this=ref, to=exp.DataType.build("INT"))
-                csv_types[name] = pl.Int8()
-            elif dtype.is_nested() or isinstance(dtype, pl.Null):
-                item = exp.Cast(this=ref, to=exp.DataType.build("TEXT"))
-                csv_types[name] = pl.String()
-            else:
-                item = ref
-                csv_types[name] = dtype
-            items.append(exp.alias_(item, name, quoted=True))
-        wrapped = select(items, subquery(query, "__metaxy_out"))
-        sql = f"COPY ({self.dialect.render(wrapped)}) TO STDOUT WITH (FORMAT csv, NULL '\\N')"
+        items, csv_types, structs = _copy_columns(schema, by_key)
+        build = lambda: select(items, subquery(query, "__metaxy_out"))  # noqa: E731
+        text = render(build) if render is not None else self.dialect.render(build())
+        sql = f"COPY ({text}) TO STDOUT WITH (FORMAT csv, NULL '\\N')"
         buf = io.BytesIO()
         try:
             with (conn or self.conn).cursor() as cur, cur.copy(sql) as copy:
@@ -425,17 +397,63 @@ class PostgreSQLMetadataStore(MetadataStore):
         def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
             query = compiled.increment if which == "increment" else compiled.expected
             assert query is not None
-            if which == "input":
-                return self._fetch(query, schema, conn)
             # the data-version columns of computed rows are the provenance columns: not transferred
-            fetched = {n: t for n, t in schema.items() if n not in _COPIES}
-            df = self._fetch(query, fetched, conn, by_key=(c.PROVENANCE_BY_FIELD,))
+            fetched = schema if which == "input" else {n: t for n, t in schema.items() if n not in _COPIES}
+            by_key = () if which == "input" else (c.PROVENANCE_BY_FIELD,)
+            # the COPY statement is rendered once per cached plan (and column types)
+            key = f"postgresql:{which}:" + ",".join(f"{n}={t}" for n, t in fetched.items())
+
+            def render(build: Callable[[], exp.Expression]) -> str:
+                return native.rendered.text(key, lambda _compiled: build())
+
+            df = self._fetch(query, fetched, conn, by_key=by_key, render=render)
+            if which == "input":
+                return df
             return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(list(schema))
 
         return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
 
     def _location_uri(self, key: FeatureKey) -> str | None:
         return f"{self._display_target().split(' ')[0]}#{self.schema or 'public'}.{self._table(key)}"
+
+
+def _copy_columns(
+    schema: dict[str, pl.DataType], by_key: Sequence[str]
+) -> tuple[list[Any], dict[str, pl.DataType], dict[str, list[tuple[str, str]]]]:
+    """The select items of a ``COPY ... TO`` of ``schema``'s columns, the CSV columns' Polars types,
+    and the ``by_key`` structs' parts (CSV column, struct key); see ``_fetch``."""
+    items: list[Any] = []
+    csv_types: dict[str, pl.DataType] = {}
+    structs: dict[str, list[tuple[str, str]]] = {}
+    for name, dtype in schema.items():
+        ref = col(name)
+        item: Any
+        if name in by_key and isinstance(dtype, pl.Struct) and all(f.dtype == pl.String for f in dtype.fields):
+            structs[name] = [(f"__metaxy_k{len(csv_types) + i}", f.name) for i, f in enumerate(dtype.fields)]
+            for part, key in structs[name]:
+                path = exp.JSONPath(expressions=[exp.JSONPathRoot(), exp.JSONPathKey(this=key)])
+                value = exp.JSONExtractScalar(this=ref, expression=path, only_json_types=True)
+                items.append(exp.alias_(value, part, quoted=True))
+                csv_types[part] = pl.String()
+            continue
+        if isinstance(dtype, pl.Datetime):
+            item = exp.Cast(this=_epoch_us(ref), to=exp.DataType.build("BIGINT"))
+            csv_types[name] = pl.Int64()
+        elif isinstance(dtype, pl.Date):
+            epoch = exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("DATE"))
+            item = exp.Sub(this=ref, expression=epoch)
+            csv_types[name] = pl.Int32()
+        elif isinstance(dtype, pl.Boolean):
+            item = exp.Cast(this=ref, to=exp.DataType.build("INT"))
+            csv_types[name] = pl.Int8()
+        elif dtype.is_nested() or isinstance(dtype, pl.Null):
+            item = exp.Cast(this=ref, to=exp.DataType.build("TEXT"))
+            csv_types[name] = pl.String()
+        else:
+            item = ref
+            csv_types[name] = dtype
+        items.append(exp.alias_(item, name, quoted=True))
+    return items, csv_types, structs
 
 
 def _epoch_us(ref: exp.Expression) -> exp.Expression:

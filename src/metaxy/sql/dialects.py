@@ -51,6 +51,9 @@ class SqlDialect:
     hash_algorithms: ClassVar[frozenset[HashAlgorithm]] = frozenset()
     #: A pseudo-column naming a physical row (``rowid``, ``ctid``); None when the engine has none.
     row_identity: ClassVar[str | None] = None
+    #: Fetch orphaned rows back by their row identity one by one (``LEFT JOIN LATERAL``: a direct
+    #: tuple lookup per orphan) instead of joining the whole stored table on it (a hash of every row).
+    row_lookup_lateral: ClassVar[bool] = False
 
     # --- rendering -----------------------------------------------------------------------------
     def render(self, statement: exp.Expression) -> str:
@@ -252,6 +255,7 @@ class PostgresDialect(SqlDialect):
     name = "postgres"
     hash_algorithms = frozenset({HashAlgorithm.MD5, HashAlgorithm.SHA256})
     row_identity = "ctid"
+    row_lookup_lateral = True  # a TID scan per orphan; the hash join read the stored table twice
 
     def finish(self, statement: exp.Expression) -> exp.Expression:
         # The planner pulls a derived table up into its parent, which then evaluates each of the

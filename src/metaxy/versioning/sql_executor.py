@@ -427,7 +427,6 @@ def _increment(
         return matched
     identity = d.row_id()
     assert identity is not None
-    rows = select([alias(identity, ROWID), star()], table(current.table))
     out = select(
         [
             *(col(name, "m") for name in expected_cols),
@@ -436,9 +435,16 @@ def _increment(
         ],
         subquery(matched, "m"),
     )
-    orphan_on = exp.And(
-        this=exp.EQ(this=col(KIND, "m"), expression=lit("orphaned")),
-        expression=exp.EQ(this=col(ROWID, "o"), expression=col(ROWID, "m")),
-    )
+    is_orphan = exp.EQ(this=col(KIND, "m"), expression=lit("orphaned"))
+    if d.row_lookup_lateral:
+        # per matched row: the stored row with that identity, only for orphans (a one-time filter);
+        # OFFSET 0 keeps the planner from pulling the lookup up into a join of the whole table
+        where = and_all([exp.EQ(this=identity, expression=col(ROWID, "m")), is_orphan])
+        lookup = select([star()], table(current.table), where=where).offset(0, copy=False)
+        lateral = exp.Lateral(this=exp.Subquery(this=lookup), alias=exp.TableAlias(this=exp.to_identifier("o")))
+        out.append("joins", exp.Join(this=lateral, side="LEFT", on=exp.true()))
+        return out
+    rows = select([alias(identity, ROWID), star()], table(current.table))
+    orphan_on = exp.And(this=is_orphan, expression=exp.EQ(this=col(ROWID, "o"), expression=col(ROWID, "m")))
     out.append("joins", exp.Join(this=subquery(rows, "o"), side="LEFT", on=orphan_on))
     return out
