@@ -24,6 +24,7 @@ other options are ``run.py``'s.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -62,7 +63,9 @@ def _delta_s3_store(round_dir: Path, hash_algorithm: str) -> Any:
     from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 
     server = _s3_server()
-    return DeltaMetadataStore(_round_url(round_dir), storage_options=server.storage_options, hash_algorithm=hash_algorithm)
+    return DeltaMetadataStore(
+        _round_url(round_dir), storage_options=server.storage_options, hash_algorithm=hash_algorithm
+    )
 
 
 def _iceberg_store(round_dir: Path, hash_algorithm: str) -> Any:
@@ -133,15 +136,15 @@ def _s3_for(stores: list[str]) -> Iterator[None]:
 def main(argv: list[str]) -> int:
     if argv[:1] == [run.WORKER_FLAG]:
         return run.main(argv)
-    stores, out_dir = list(LAKEHOUSE), run.BENCH_DIR
-    for flag in ("--stores", "--output-dir"):
-        if flag in argv:
-            at = argv.index(flag)
-            if flag == "--stores":
-                stores = run._csv(argv[at + 1], LAKEHOUSE)
-            else:
-                out_dir = Path(argv[at + 1])
-            argv = argv[:at] + argv[at + 2 :]
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument("--stores", type=lambda v: run._csv(v, LAKEHOUSE), default=list(LAKEHOUSE))
+    p.add_argument("--output-dir", type=Path, default=run.BENCH_DIR)
+    ours, argv = p.parse_known_args(argv)
+    if "--output" in argv:
+        p.error("--output names one file; the stores write RESULTS_<store>.md into --output-dir")
+    stores, out_dir = ours.stores, ours.output_dir
     code = 0
     with _s3_for(stores):
         for store in stores:

@@ -8,7 +8,9 @@ import warnings
 
 __all__ = ["warn_at_caller"]
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Not made absolute: frames of metaxy's modules carry the file names of the same import (so the same
+# spelling of the path, e.g. ``tests/../src/metaxy/...`` when sys.path holds such an entry).
+_PACKAGE = os.path.dirname(__file__) + os.sep
 _TESTING = os.path.join(_PACKAGE, "testing") + os.sep  # the shipped test suites are metaxy's callers
 
 

@@ -63,6 +63,7 @@ def test_a_second_demo_on_the_same_engine_needs_reset(run: duck.Run, chdb_url: s
         ("chdb://relative/dir", "is not absolute"),
         ("clickhouse+http://u:sekrit@127.0.0.1:1/db", "check that the ClickHouse server is running"),
         ("mysql://u:sekrit@127.0.0.1/db", "takes a PostgreSQL or ClickHouse URL"),
+        ("chdb://:memory:", "takes a PostgreSQL or ClickHouse URL"),  # gone before `mx` could read it
     ],
 )
 def test_bad_clickhouse_urls_are_refused_without_printing_the_password(
@@ -73,3 +74,28 @@ def test_bad_clickhouse_urls_are_refused_without_printing_the_password(
     assert "sekrit" not in done.stderr + done.stdout
     assert message in done.stderr
     assert not (tmp_path / "d").exists()  # nothing made before the store was checked
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:sekrit@h:5432/db", "postgresql://u@h:5432/db"),
+        ("postgresql://u@h/db?password=sekrit&sslmode=require", "postgresql://u@h/db?sslmode=require"),
+        ("clickhouse+http://u:sekrit@[::1]:8123/d", "clickhouse+http://u@[::1]:8123/d"),
+        ("chdb:///abs/dir?database=x", "chdb:///abs/dir?database=x"),
+    ],
+)
+def test_the_written_store_url_never_holds_the_password(url: str, shown: str) -> None:
+    from metaxy._demo.workdir import has_password, without_password
+
+    assert without_password(url) == shown
+    assert has_password(url) == ("sekrit" in url)
+
+
+def test_run_demo_refuses_a_url_it_cannot_run_on(tmp_path: Path) -> None:
+    from metaxy._demo.runner import run_demo
+    from metaxy._demo.workdir import DemoError
+
+    with pytest.raises(DemoError, match="names no store it can run on"):
+        run_demo(tmp_path / "d", clips=4, store_url="mysql://u@h/db")
+    assert not (tmp_path / "d").exists()

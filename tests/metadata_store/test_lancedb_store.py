@@ -15,7 +15,7 @@ from test_delta_store import _counter_feature
 
 import metaxy as mx
 from metaxy.config import MetaxyConfig
-from metaxy.errors import BackendError, FeatureNotFoundError
+from metaxy.errors import BackendError, FeatureNotFoundError, MetadataSchemaError
 from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.frames import collect_to_polars
 from metaxy.models.constants import PROVENANCE_BY_FIELD
@@ -161,3 +161,30 @@ def test_an_empty_first_write_makes_an_empty_feature_table(tmp_path: Path, graph
         store.write(vf.video, samples([], ("audio", "frames")))
         assert store.has_feature(vf.video)
         assert id_set(store.read(vf.video)) == set()
+
+
+def test_after_a_failed_first_write_other_column_types_get_a_typed_error_and_drop_recovers(
+    tmp_path: Path, graph: mx.FeatureGraph
+) -> None:
+    """The hidden table keeps the failed write's columns: a write with other types for them is a
+    schema error naming the way out, and ``drop_feature_metadata`` removes the hidden table."""
+    vf = define_video_features()
+    store = LanceDBMetadataStore(tmp_path / "lance")
+
+    class DecoderError(Exception):
+        pass
+
+    def boom(values: pl.Series) -> pl.Series:
+        raise DecoderError("the decoder crashed")
+
+    first = samples(["a"], ("audio", "frames"), extra=[1]).lazy()
+    with store.open("w"):
+        with pytest.raises(DecoderError):
+            store.write(vf.video, first.with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String)))
+        with pytest.raises(MetadataSchemaError, match="drop_feature_metadata"):
+            store.write(vf.video, samples(["b"], ("audio", "frames"), extra=["text"]))
+        assert not store.has_feature(vf.video)
+        store.drop_feature_metadata(vf.video)
+        assert store._lance_table(store._table(vf.video.spec().key)) is None
+        store.write(vf.video, samples(["b"], ("audio", "frames"), extra=["text"]))
+        assert collect_to_polars(store.read(vf.video))["extra"].to_list() == ["text"]

@@ -41,7 +41,7 @@ from metaxy._demo.assets import ProgressReporter, build_assets, build_resources
 from metaxy._demo.features import MultimodalFeatures, build_features
 from metaxy._demo.media import MediaLibrary, scan
 from metaxy._demo.plan import Counts, predict_with_bounds, upper_bounds
-from metaxy._demo.workdir import DemoError, Workdir, check_clips, has_password
+from metaxy._demo.workdir import DemoError, Workdir, check_clips, has_password, server_store
 
 __all__ = ["DemoError", "DemoReport", "Mutations", "run_demo"]
 
@@ -418,6 +418,11 @@ def run_demo(
         BackendError: the PostgreSQL or ClickHouse store cannot be reached.
     """
     check_clips(clips)
+    if store_url is not None and server_store(store_url) is None:
+        raise DemoError(
+            "The demo's store URL names no store it can run on. Hint: postgresql://user:password@host:5432/db, "
+            "chdb:///absolute/dir or clickhouse+http://user:password@host:8123/db."
+        )
     console = console or Console()
     started = time.perf_counter()
     wd = Workdir(workdir.expanduser().resolve(), store_url=store_url)

@@ -65,18 +65,17 @@ SERVER_STORES = (
 
 
 def server_store(url: str) -> ServerStore | None:
-    """The store a ``--store`` URL names, by its scheme (None: not one the demo runs on)."""
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    return next((s for s in SERVER_STORES if scheme in s.schemes), None)
+    """The store a ``--store`` URL names, by its scheme (None: not one the demo runs on, e.g. an
+    in-memory engine, whose metadata the printed ``mx`` commands could not read afterwards)."""
+    scheme, _, rest = url.partition("://")
+    if not rest or rest.startswith(":memory:"):
+        return None
+    return next((s for s in SERVER_STORES if scheme.lower() in s.schemes), None)
 
 
 def has_password(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    try:
-        return urlsplit(url).password is not None
-    except ValueError:
-        return False
+    """The URL carries a password (in its user part, or as a ``password`` query parameter)."""
+    return without_password(url) != url
 
 
 MIN_CLIPS = 4
@@ -234,14 +233,22 @@ class Workdir:
 
 
 def without_password(url: str) -> str:
-    """``url`` with the password of its user part removed (``postgresql://user@host:port/db``)."""
-    from urllib.parse import urlsplit, urlunsplit
+    """``url`` with the password of its user part (``postgresql://user@host:port/db``) and any
+    ``password`` query parameter removed."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
         return url
-    host = parts.hostname or ""
-    netloc = (parts.username or "") + "@" + (f"[{host}]" if ":" in host else host)
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    changed = parts.password is not None
+    if changed:
+        host = parts.hostname or ""
+        netloc = (parts.username or "") + "@" + (f"[{host}]" if ":" in host else host)
+        parts = parts._replace(netloc=netloc + (f":{port}" if port else ""))
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in query if k.lower() != "password"]
+    if len(kept) != len(query):
+        parts, changed = parts._replace(query=urlencode(kept)), True
+    return urlunsplit(parts) if changed else url  # untouched: urlunsplit would drop an empty host

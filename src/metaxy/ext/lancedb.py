@@ -167,11 +167,15 @@ class LanceDBMetadataStore(MetadataStore):
             ) from exc
 
     def _table_exists(self, table: str) -> bool:
-        # Version 1 is the empty table a first append creates before adding its rows (see _append):
+        # An empty version 1 is the table a first append creates before adding its rows (see _append):
         # until that append (or any later one) commits, the feature has no table for metaxy, so a
         # failed first write leaves nothing visible behind. An empty write commits a version too.
+        # (drop_feature_metadata still drops such a table: _drop ignores visibility.)
         tbl = self._lance_table(table)
-        return tbl is not None and tbl.version > _CREATED_VERSION
+        return tbl is not None and not _bare(tbl)
+
+    def _holds_hidden_table(self, table: str) -> bool:
+        return self._lance_table(table) is not None
 
     def _drop(self, table: str) -> None:
         try:
@@ -321,6 +325,11 @@ def _import_lancedb() -> Any:
             f"LanceDBMetadataStore needs the 'lancedb' and 'pylance' packages ({exc}). {_EXTRA_HINT}"
         ) from exc
     return lancedb
+
+
+def _bare(tbl: Any) -> bool:
+    """The table is only the empty version ``create_table`` committed (no append has landed)."""
+    return bool(tbl.version == _CREATED_VERSION and tbl.count_rows() == 0)
 
 
 def _data_files(store: LanceDBMetadataStore, table: str) -> list[str]:

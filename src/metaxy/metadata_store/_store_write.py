@@ -61,7 +61,10 @@ class WritingStore(ReadingStore):
 
     def _append_checked(self, key: FeatureKey, lf: pl.LazyFrame) -> int:
         table = self._table(key)
-        if not self._table_exists(table):
+        exists = self._table_exists(table)
+        if not exists:
+            if self._holds_hidden_table(table):  # a failed first write's empty table: same columns rule
+                self._check_schema_compatible(key, lf, hidden=True)
             if not (self.always_creates_tables or self.auto_create_tables):
                 raise TableNotFoundError(
                     f"Table '{table}' for feature '{key}' does not exist in {self.display()}. Hint: create it, "
@@ -74,7 +77,7 @@ class WritingStore(ReadingStore):
             self._check_schema_compatible(key, lf)
         return self._append(table, AppendSource(lf))
 
-    def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame) -> None:
+    def _check_schema_compatible(self, key: FeatureKey, lf: pl.LazyFrame, *, hidden: bool = False) -> None:
         # Compare what will actually be stored: the backend maps the frame to its storable types.
         table = self._table(key)
         existing = self._table_schema(table)
@@ -101,7 +104,12 @@ class WritingStore(ReadingStore):
             raise MetadataSchemaError(
                 f"Writing '{key}': column types differ from the stored table: "
                 + ", ".join(f"{n} stored {a}, got {b}" for n, (a, b) in clashes.items())
-                + ". Hint: cast the columns to the stored types."
+                + (
+                    ". The table holds no rows: a first write created it and then failed. Hint: drop it "
+                    f"with drop_feature_metadata('{key}') and write again, or cast the columns to those types."
+                    if hidden
+                    else ". Hint: cast the columns to the stored types."
+                )
             )
 
     def _write_context(
@@ -202,9 +210,7 @@ class WritingStore(ReadingStore):
     def drop_feature_metadata(self, feature: CoercibleToFeatureKey) -> None:
         """Drop a feature's table and all its rows."""
         self._require_write()
-        table = self._table(self._key(feature))
-        if self._table_exists(table):
-            self._drop(table)
+        self._drop(self._table(self._key(feature)))  # no error when there is none
 
     # --- maintenance -----------------------------------------------------------------------------
     def vacuum(

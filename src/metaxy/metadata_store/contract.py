@@ -219,6 +219,11 @@ class StoreBackend(ABC):
     @abstractmethod
     def _table_exists(self, table: str) -> bool: ...
 
+    def _holds_hidden_table(self, table: str) -> bool:
+        """A table metaxy does not show yet is there (LanceDB: the empty table a first append creates
+        before its rows; it keeps that append's columns when the append fails). Default: never."""
+        return False
+
     @abstractmethod
     def _drop(self, table: str) -> None:
         """Drop a table and its rows (no error when it does not exist)."""
