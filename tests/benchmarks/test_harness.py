@@ -51,7 +51,14 @@ def test_the_large_filter_benchmark_runs_and_reports_growth(tmp_path: Path) -> N
 def test_the_lakehouse_benchmark_runs_each_family_local_and_on_s3(tmp_path: Path) -> None:
     """``lakehouse.py`` starts moto for the ``*_s3`` stores and writes one report per store."""
     stores = ("delta_s3", "iceberg", "lancedb_s3")
-    cmd = [sys.executable, str(RUN.parent / "lakehouse.py"), "--stores", ",".join(stores), "--output-dir", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        str(RUN.parent / "lakehouse.py"),
+        "--stores",
+        ",".join(stores),
+        "--output-dir",
+        str(tmp_path),
+    ]
     flags = ["--n", "2000", "--rounds", "1", "--scenario", "simple", "--phase", "stale"]
     proc = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr

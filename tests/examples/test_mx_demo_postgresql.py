@@ -81,7 +81,10 @@ def test_a_second_demo_on_the_same_database_needs_reset(run: duck.Run, pg_url: s
 
 @pytest.mark.parametrize(
     ("store", "message"),
-    [("duckdb:///tmp/x.duckdb", "takes a PostgreSQL or ClickHouse URL"), ("postgresql://u:sekrit@127.0.0.1:1/db", "reachable")],
+    [
+        ("duckdb:///tmp/x.duckdb", "takes a PostgreSQL or ClickHouse URL"),
+        ("postgresql://u:sekrit@127.0.0.1:1/db", "reachable"),
+    ],
 )
 def test_bad_store_urls_are_refused_without_printing_the_password(store: str, message: str, tmp_path: Path) -> None:
     done = duck._mx("demo", "--store", store, "--workdir", str(tmp_path / "d"), "--clips", "4", cwd=tmp_path)

@@ -189,7 +189,8 @@ def _load(sess: Any, d: ClickHouseDialect, tables: dict[str, pl.DataFrame], tmp_
     for name, frame in tables.items():
         arrow = frame.to_arrow()
         sess.query(d.render(st.drop_table(name)))
-        sess.query(d.render(st.create_table(d, name, arrow.schema)) + " ENGINE = Memory")
+        # MergeTree as the store makes: the dialect's row identity is a row's (_part, _part_offset)
+        sess.query(d.render(st.create_table(d, name, arrow.schema)) + " ENGINE = MergeTree ORDER BY tuple()")
         path = tmp_path / f"{name}.parquet"
         frame.write_parquet(path)
         sess.query(f"INSERT INTO {d.identifier(name)} SELECT * FROM file('{path}', Parquet)")

@@ -311,13 +311,20 @@ class PostgresDialect(SqlDialect):
 
 class ClickHouseDialect(SqlDialect):
     """ClickHouse: ``LIMIT 1 BY``, ``lower(hex(MD5(x)))`` and built-in xxHash, named tuples and
-    maps, no row identity; ``join_use_nulls = 1`` so outer joins fill NULLs as SQL does."""
+    maps, a row's data part and offset in it as its identity; ``join_use_nulls = 1`` so outer joins
+    fill NULLs as SQL does."""
 
     name = "clickhouse"
     hash_algorithms = frozenset(
         {HashAlgorithm.MD5, HashAlgorithm.SHA256, HashAlgorithm.XXHASH64, HashAlgorithm.XXHASH32}
     )
-    row_identity = None
+    row_identity = "_part_offset"
+
+    def row_id(self) -> exp.Expression:
+        # A MergeTree row is (its data part, its offset in the part): stable within one statement,
+        # which reads one snapshot of the parts (merges make new parts, never change old ones).
+        part = exp.Column(this=exp.Identifier(this="_part"))
+        return exp.Anonymous(this="tuple", expressions=[part, exp.Column(this=exp.Identifier(this=self.row_identity))])
 
     def finish(self, statement: exp.Expression) -> exp.Expression:
         # ClickHouse names an unaliased qualified projection `t.col` (not `col`), so an outer query
