@@ -4,6 +4,7 @@ from tests.examples.test_mx_demo import SEED as SEED
 from tests.examples.test_mx_demo import N as N
 from tests.examples.test_mx_demo import Run as Run
 from tests.examples.test_mx_demo import _mx as _mx
+from tests.examples.test_mx_demo import run_demo_cli as run_demo_cli
 from tests.examples.test_mx_demo import (
     test_demo_succeeds_and_every_check_passes as test_demo_succeeds_and_every_check_passes,
 )

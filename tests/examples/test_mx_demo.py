@@ -45,13 +45,18 @@ def _mx(
     return subprocess.run([str(BIN / "mx"), *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    base = tmp_path_factory.mktemp("mx_demo")
+def run_demo_cli(base: Path, *options: str) -> Run:
+    """``mx demo`` (N clips, SEED) in ``base/demo`` with ``options`` (``--store URL``), JSON report read back."""
     workdir = base / "demo"
-    done = _mx("demo", "--workdir", str(workdir), "--clips", str(N), "--seed", str(SEED), "--json", "r.json", cwd=base)
+    args = ["demo", *options, "--workdir", str(workdir), "--clips", str(N), "--seed", str(SEED), "--json", "r.json"]
+    done = _mx(*args, cwd=base)
     report = json.loads((base / "r.json").read_text()) if (base / "r.json").exists() else {}
     return Run(workdir, done.stdout, done.stderr, done.returncode, report)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    return run_demo_cli(tmp_path_factory.mktemp("mx_demo"))
 
 
 def _tables(stdout: str) -> dict[tuple[int, str], dict[str, tuple[int, ...]]]:

@@ -27,12 +27,7 @@ def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, chdb_url: str) -> duck.Run:
-    base = tmp_path_factory.mktemp("mx_demo_ch")
-    workdir = base / "demo"
-    args = ["demo", "--store", chdb_url, "--workdir", str(workdir), "--clips", str(duck.N), "--seed", str(duck.SEED)]
-    done = duck._mx(*args, "--json", "r.json", cwd=base)
-    report = json.loads((base / "r.json").read_text()) if (base / "r.json").exists() else {}
-    return duck.Run(workdir, done.stdout, done.stderr, done.returncode, report)
+    return duck.run_demo_cli(tmp_path_factory.mktemp("mx_demo_ch"), "--store", chdb_url)
 
 
 def test_the_metadata_is_in_clickhouse_and_mx_in_the_workdir_reads_it(run: duck.Run, chdb_url: str) -> None:

@@ -32,12 +32,7 @@ def pg_url(postgres_cluster: Any) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> duck.Run:
-    base = tmp_path_factory.mktemp("mx_demo_pg")
-    workdir = base / "demo"
-    args = ["demo", "--store", pg_url, "--workdir", str(workdir), "--clips", str(duck.N), "--seed", str(duck.SEED)]
-    done = duck._mx(*args, "--json", "r.json", cwd=base)
-    report = json.loads((base / "r.json").read_text()) if (base / "r.json").exists() else {}
-    return duck.Run(workdir, done.stdout, done.stderr, done.returncode, report)
+    return duck.run_demo_cli(tmp_path_factory.mktemp("mx_demo_pg"), "--store", pg_url)
 
 
 def password(url: str) -> str:

@@ -124,6 +124,19 @@ def test_store_is_built_from_metaxy_toml(tmp_path: Path) -> None:
     assert "hunter2-secret" not in repr(store) + store.display() + repr(cfg)
 
 
+class DecoderError(Exception):
+    pass
+
+
+def _failing(frame: pl.DataFrame) -> pl.LazyFrame:
+    """``frame`` as a lazy frame whose evaluation raises :class:`DecoderError`."""
+
+    def boom(values: pl.Series) -> pl.Series:
+        raise DecoderError("the decoder crashed")
+
+    return frame.lazy().with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
+
+
 def test_a_failed_first_write_leaves_no_feature_and_the_next_write_lands(
     tmp_path: Path, graph: mx.FeatureGraph
 ) -> None:
@@ -131,17 +144,7 @@ def test_a_failed_first_write_leaves_no_feature_and_the_next_write_lands(
     vf = define_video_features()
     store = LanceDBMetadataStore(tmp_path / "lance")
 
-    class DecoderError(Exception):
-        pass
-
-    def boom(values: pl.Series) -> pl.Series:
-        raise DecoderError("the decoder crashed")
-
-    failing = (
-        samples(["a"], ("audio", "frames"))
-        .lazy()
-        .with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String))
-    )
+    failing = _failing(samples(["a"], ("audio", "frames")))
     with store.open("w"):
         with pytest.raises(DecoderError, match="decoder crashed"):
             store.write(vf.video, failing)
@@ -171,16 +174,10 @@ def test_after_a_failed_first_write_other_column_types_get_a_typed_error_and_dro
     vf = define_video_features()
     store = LanceDBMetadataStore(tmp_path / "lance")
 
-    class DecoderError(Exception):
-        pass
-
-    def boom(values: pl.Series) -> pl.Series:
-        raise DecoderError("the decoder crashed")
-
-    first = samples(["a"], ("audio", "frames"), extra=[1]).lazy()
+    first = samples(["a"], ("audio", "frames"), extra=[1])
     with store.open("w"):
         with pytest.raises(DecoderError):
-            store.write(vf.video, first.with_columns(pl.col("sample_id").map_batches(boom, return_dtype=pl.String)))
+            store.write(vf.video, _failing(first))
         with pytest.raises(MetadataSchemaError, match="drop_feature_metadata"):
             store.write(vf.video, samples(["b"], ("audio", "frames"), extra=["text"]))
         assert not store.has_feature(vf.video)
