@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,36 @@ def test_password_is_masked_in_repr_and_errors(postgres_cluster: Any) -> None:
         pass
     assert "wrong-secret-pw" not in str(info.value)
     assert postgres_cluster.password not in repr(PostgreSQLMetadataStore(postgres_cluster.url))
+
+
+def test_a_store_opening_while_another_writer_creates_its_schema_waits_for_it(postgres_url: str) -> None:
+    """``CREATE SCHEMA IF NOT EXISTS`` is not safe against a concurrent creator: it waits for the
+    other transaction and then fails with a unique violation. Another writer (here a raw connection
+    doing what a store's open does: the schema lock, then the CREATE) holds its creation open; the
+    store's open waits for it and then finds the schema."""
+    import psycopg
+
+    from metaxy.ext.postgresql import _LOCK_NAMESPACE
+
+    other = psycopg.connect(postgres_url)
+    errors: list[BaseException] = []
+    try:
+        other.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, "schema"))
+        other.execute("CREATE SCHEMA fresh")  # not committed yet
+
+        def opener() -> None:
+            try:
+                with PostgreSQLMetadataStore(postgres_url, schema="fresh").open("w"):
+                    pass
+            except BaseException as exc:  # collected for the assertion
+                errors.append(exc)
+
+        thread = threading.Thread(target=opener)
+        thread.start()
+        thread.join(timeout=0.5)
+        assert thread.is_alive()  # waiting for the other writer's transaction
+        other.commit()
+        thread.join(timeout=30)
+    finally:
+        other.close()
+    assert errors == []

@@ -195,7 +195,11 @@ class PostgreSQLMetadataStore(MetadataStore):
                 if mode == "w":
                     exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone()
                     if not exists:
-                        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+                        # IF NOT EXISTS is not safe against a concurrent creator (a unique violation
+                        # in pg_namespace): one creator at a time, as writes that create it do.
+                        with conn.transaction():
+                            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_NAMESPACE, "schema"))
+                            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
                 conn.execute(f"SET search_path TO {q}")
         except psycopg.Error as exc:
             conn.close()
