@@ -30,9 +30,6 @@ from metaxy._demo.features import build_features
 from metaxy._demo.runner import run_demo
 from metaxy._demo.workdir import Workdir
 
-# One worker runs the whole module: its demo run is a module fixture (per worker with xdist).
-pytestmark = pytest.mark.xdist_group("demo_webserver")
-
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "examples" / "multimodal" / "definitions.py"
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"

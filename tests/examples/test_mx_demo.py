@@ -21,9 +21,6 @@ import metaxy as mx
 from metaxy._demo.features import build_features
 from metaxy._demo.media import CHANNELS
 
-# One worker runs the whole module: its demo run is a module fixture (per worker with xdist).
-pytestmark = pytest.mark.xdist_group("mx_demo")
-
 BIN = Path(sys.executable).parent
 N = 40
 SEED = 3

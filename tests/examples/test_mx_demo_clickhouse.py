@@ -19,9 +19,6 @@ from test_mx_demo import (  # noqa: F401  (collected here: run against the Click
     test_printed_counts_per_round,
 )
 
-# One worker runs the whole module: its demo run is a module fixture (per worker with xdist).
-pytestmark = pytest.mark.xdist_group("mx_demo_clickhouse")
-
 
 @pytest.fixture(scope="module")
 def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:

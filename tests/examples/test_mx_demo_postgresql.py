@@ -23,9 +23,6 @@ from test_mx_demo import (  # noqa: F401  (collected here: run against the Postg
 from metaxy._demo.features import build_features
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 
-# One worker runs the whole module: its demo run is a module fixture (per worker with xdist).
-pytestmark = pytest.mark.xdist_group("mx_demo_postgresql")
-
 
 @pytest.fixture(scope="module")
 def pg_url(postgres_cluster: Any) -> str:
