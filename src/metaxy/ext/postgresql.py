@@ -31,7 +31,6 @@ from metaxy.errors import (
     MetadataSchemaError,
 )
 from metaxy.metadata_store import _native_resolve
-from metaxy.metadata_store._duckdb_resolve import _COPIES
 from metaxy.metadata_store.base import MetadataStore, MetadataStoreConfig
 from metaxy.metadata_store.contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
 from metaxy.metadata_store.types import AccessMode, Increment, LazyIncrement
@@ -401,19 +400,14 @@ class PostgreSQLMetadataStore(MetadataStore):
         def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
             query = compiled.increment if which == "increment" else compiled.expected
             assert query is not None
-            # the data-version columns of computed rows are the provenance columns: not transferred
-            fetched = schema if which == "input" else {n: t for n, t in schema.items() if n not in _COPIES}
             by_key = () if which == "input" else (c.PROVENANCE_BY_FIELD,)
             # the COPY statement is rendered once per cached plan (and column types)
-            key = f"postgresql:{which}:" + ",".join(f"{n}={t}" for n, t in fetched.items())
+            key = f"postgresql:{which}:" + ",".join(f"{n}={t}" for n, t in schema.items())
 
             def render(build: Callable[[], exp.Expression]) -> str:
                 return native.rendered.text(key, lambda _compiled: build())
 
-            df = self._fetch(query, fetched, conn, by_key=by_key, render=render)
-            if which == "input":
-                return df
-            return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(list(schema))
+            return self._fetch(query, schema, conn, by_key=by_key, render=render)
 
         return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
 

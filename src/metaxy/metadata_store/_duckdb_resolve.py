@@ -11,10 +11,10 @@ import narwhals as nw
 import polars as pl
 from sqlglot import exp
 
-from metaxy.models import constants as c
 from metaxy.sql._build import col, select, star, subquery
 from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column
 
+from ._native_resolve import COPIES
 from .types import Increment, LazyIncrement
 
 
@@ -118,13 +118,9 @@ def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
     return value if isinstance(value, pl.DataFrame) else value.to_frame()
 
 
-#: Data-version columns of computed rows are copies of the provenance columns (and not fetched).
-_COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-
-
 def _without_copies(statement: exp.Select | None) -> exp.Select:
     assert statement is not None
-    return select([exp.Star(except_=[col(name) for name in _COPIES])], subquery(statement.copy(), "__metaxy_result"))
+    return select([exp.Star(except_=[col(name) for name in COPIES])], subquery(statement.copy(), "__metaxy_result"))
 
 
 def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
@@ -138,4 +134,4 @@ def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
     reader = conn.sql(sql).to_arrow_reader()
     chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
     df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items()).select(names)
+    return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(names)

@@ -32,7 +32,7 @@ from metaxy.versioning.sql_executor import KIND, RenderedResolve, orphan_column,
 if TYPE_CHECKING:
     from metaxy.metadata_store.base import MetadataStore
 
-__all__ = ["NativeResolve", "conditions", "fetched_increment", "prepare"]
+__all__ = ["COPIES", "NativeResolve", "conditions", "fetched_increment", "prepare"]
 
 
 def conditions(filters: Sequence[Any]) -> list[FilterExpression] | None:
@@ -144,9 +144,14 @@ def prepare(
     return NativeResolve(rendered, known, stored_schema)
 
 
-#: ``fetch(which, schema)``: run the rendered statement ``which`` (``"expected"``, or ``"increment"``
-#: whose rows carry the :data:`KIND` tag) and return its rows as a Polars frame of ``schema``.
+#: ``fetch(which, schema)``: run the rendered statement ``which`` and return its rows as a Polars
+#: frame of ``schema``. ``"input"``: the expected rows, every column; ``"expected"`` and
+#: ``"increment"`` (whose rows carry the :data:`KIND` tag): without the data-version copies
+#: (:data:`COPIES`), which the caller re-creates, so the store leaves them out of the transfer.
 Fetch = Callable[[str, dict[str, pl.DataType]], pl.DataFrame]
+
+#: The data-version columns of computed rows are copies of the provenance columns.
+COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
 
 
 def fetched_increment(
@@ -169,18 +174,23 @@ def fetched_increment(
     orphaned_schema = pl.Schema(stored_schema if stored_schema is not None else expected_schema)
     cache: list[tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]] = []
 
+    def fetch_computed(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+        """``fetch`` without the data-version copies, re-created here as aliases (shared buffers)."""
+        df = fetch(which, {n: t for n, t in schema.items() if n not in COPIES})
+        return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(list(schema))
+
     def run() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """Run the one resolve statement (once) and split its rows into new / stale / orphaned."""
         if cache:
             return cache[0]
         if compiled.increment is None:
-            new = fetch("expected", expected_schema)
+            new = fetch_computed("expected", expected_schema)
             parts = (new, new.clear(), pl.DataFrame(schema=orphaned_schema))
         else:
             assert stored_schema is not None
             orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
             full = {**expected_schema, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-            df = fetch("increment", full)
+            df = fetch_computed("increment", full)
             kinds = df.get_column(KIND)
             parts = (
                 df.filter(kinds == "new").select(names),

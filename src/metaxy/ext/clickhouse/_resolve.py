@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from metaxy.metadata_store import _native_resolve
-from metaxy.metadata_store._duckdb_resolve import _COPIES, _without_copies
+from metaxy.metadata_store._duckdb_resolve import _without_copies
 from metaxy.metadata_store.contract import ResolveRequest
 from metaxy.metadata_store.types import Increment, LazyIncrement
 
@@ -27,7 +27,6 @@ def resolve_native(
     if native is None:
         return None
     rendered = native.rendered
-    names = list(rendered.compiled.expected_columns)
     transport = store.transport  # lazy frames may collect on Polars' threads
 
     def query(name: str, build: Any, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -43,13 +42,8 @@ def resolve_native(
     def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         if which == "input":
             return query("expected", lambda r: r.expected, schema)
-        # the data-version columns of computed rows are the provenance columns: not transferred
-        fetched = {n: t for n, t in schema.items() if n not in _COPIES}
-        if which == "expected":
-            df = query("fetch_expected", lambda r: _without_copies(r.expected), fetched)
-        else:
-            df = query("fetch_increment", lambda r: _without_copies(r.increment), fetched)
-        df = df.with_columns(pl.col(src).alias(dst) for dst, src in _COPIES.items())
-        return df.select(names) if which == "expected" else df
+        if which == "expected":  # the statements' `*` without the data-version copies
+            return query("fetch_expected", lambda r: _without_copies(r.expected), schema)
+        return query("fetch_increment", lambda r: _without_copies(r.increment), schema)
 
     return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
