@@ -189,7 +189,9 @@ class LanceDBMetadataStore(MetadataStore):
     def _scan(self, table: str) -> pl.LazyFrame:
         # A Polars IO source over the Lance dataset: the columns a query needs push into Lance's
         # scanner, batches stream, and Polars applies the predicate to each batch (Lance's own
-        # filter pushdown cannot take every Polars predicate, e.g. on struct fields).
+        # filter pushdown cannot take every Polars predicate, e.g. on struct fields). The scan is
+        # cached: Polars does not merge two uses of a Python source (a latest-row read splits into
+        # two branches), and without the cache each would read the table again.
         dataset = self._open_table(table).to_lance()
         frame = pl.from_arrow(dataset.schema.empty_table())
         assert isinstance(frame, pl.DataFrame)
@@ -210,7 +212,7 @@ class LanceDBMetadataStore(MetadataStore):
                 if left is not None and left <= 0:
                     return
 
-        return register_io_source(source, schema=frame.schema, explain_name="lance_scan", explain_detail=table)
+        return register_io_source(source, schema=frame.schema, explain_name="lance_scan", explain_detail=table).cache()
 
     def _table_schema(self, table: str) -> pl.Schema:
         frame = pl.from_arrow(self._open_table(table).schema.empty_table())
