@@ -1,13 +1,15 @@
 """The ClickHouse store beyond the conformance suite: connection strings and masking, the server
 transport up to the wire (no ClickHouse server can be installed here: a closed port on 127.0.0.1
-gives a typed error), one chdb engine directory per process, atomic staged appends, Map and Struct
-round trips, and the statements it sends."""
+gives a typed error), one chdb engine directory per process and processes taking turns on it,
+atomic staged appends, Map and Struct round trips, and the statements it sends."""
 
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
 import socket
 import threading
+import time
 from typing import Any
 
 import polars as pl
@@ -169,6 +171,103 @@ def test_threads_writing_one_table_lose_nothing(chdb_engine_path: str) -> None:
         t.join()
     with store.open("r"):
         assert store.read(Clip).collect().to_polars().height == 1 + 4 * 5 * 10
+
+
+# --- several processes on one engine directory ------------------------------------------------------
+# chdb runs one engine per process and locks its directory while a store of the process is open, so
+# these tests run the engine in child processes (this process's engine is on chdb_engine_path).
+
+N_PROCESSES, OPENS_PER_PROCESS, ROWS_PER_OPEN = 3, 3, 10
+
+
+def _take_turns(path: str, worker: int, start: Any) -> None:
+    """One writer process: opens the store OPENS_PER_PROCESS times, one append per open."""
+    store = ClickHouseMetadataStore(f"chdb://{path}?database=turns", auto_create_tables=True, lock_timeout=60)
+    start.wait()
+    for j in range(OPENS_PER_PROCESS):
+        with store.open("w"):
+            store.write(Clip, _rows(ROWS_PER_OPEN, start=1000 * worker + ROWS_PER_OPEN * j))
+
+
+def _count_rows(path: str, out: Any) -> None:
+    with ClickHouseMetadataStore(f"chdb://{path}?database=turns").open("r") as store:
+        out.put(store.read(Clip).collect().to_polars().get_column("sid").sort().to_list())
+
+
+def _hold_open(path: str, opened: Any) -> None:
+    """Writes one row, then stalls in the middle of a 600k-row write (until killed)."""
+    store = ClickHouseMetadataStore(f"chdb://{path}?database=turns", auto_create_tables=True)
+
+    def stall(s: pl.Series) -> pl.Series:
+        if (s == "s400000").any():
+            opened.set()
+            time.sleep(120)  # not an Event: killing a process waiting on one can break it for the others
+        return s
+
+    with store.open("w"):
+        store.write(Clip, _rows(1))
+        store.write(Clip, _rows(600_000).lazy().with_columns(pl.col("sid").map_batches(stall, return_dtype=pl.String)))
+
+
+def _open_with(path: str, lock_timeout: float, out: Any) -> None:
+    """Opens the store and reports the rows it sees and the staging tables it drops (or the error)."""
+    store = ClickHouseMetadataStore(f"chdb://{path}?database=turns", lock_timeout=lock_timeout)
+    try:
+        with store.open("w"):
+            out.put(("opened", store.read(Clip).collect().to_polars().height, len(store.drop_stale_stages())))
+    except Exception as exc:
+        out.put((type(exc).__name__, str(exc), 0))
+
+
+def test_writer_processes_take_turns_on_one_engine_directory_and_lose_nothing(tmp_path: Any) -> None:
+    ctx = mp.get_context("spawn")
+    start = ctx.Barrier(N_PROCESSES)
+    procs = [ctx.Process(target=_take_turns, args=(str(tmp_path), w, start)) for w in range(N_PROCESSES)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+    assert [p.exitcode for p in procs] == [0] * N_PROCESSES
+    out = ctx.Queue()
+    reader = ctx.Process(target=_count_rows, args=(str(tmp_path), out))
+    reader.start()
+    sids = out.get(timeout=120)
+    reader.join(timeout=60)
+    expected = sorted(
+        f"s{1000 * w + ROWS_PER_OPEN * j + i}"
+        for w in range(N_PROCESSES)
+        for j in range(OPENS_PER_PROCESS)
+        for i in range(ROWS_PER_OPEN)
+    )
+    assert sids == expected
+
+
+def test_an_open_waits_for_the_holding_process_and_a_killed_writer_leaves_no_rows(tmp_path: Any) -> None:
+    """A process holds the directory in the middle of a write: another open gives StoreBusyError
+    after its lock_timeout; a patient one opens once the holder is SIGKILLed, and sees only the
+    committed row (the killed write's staging table is dropped by drop_stale_stages)."""
+    ctx = mp.get_context("spawn")
+    opened, out = ctx.Event(), ctx.Queue()
+    holder = ctx.Process(target=_hold_open, args=(str(tmp_path), opened))
+    holder.start()
+    try:
+        assert opened.wait(120)
+        impatient = ctx.Process(target=_open_with, args=(str(tmp_path), 0.5, out))
+        impatient.start()
+        kind, message, _ = out.get(timeout=120)
+        impatient.join(timeout=60)
+        assert kind == "StoreBusyError"
+        assert "in use by another process (waited 0.5s)" in message and "Hint" in message
+        patient = ctx.Process(target=_open_with, args=(str(tmp_path), 60, out))
+        patient.start()
+        time.sleep(1)
+        holder.kill()  # mid-write: its engine dies with it, the directory's lock goes
+        assert out.get(timeout=120) == ("opened", 1, 1)
+        patient.join(timeout=60)
+    finally:
+        holder.kill()
+        holder.join(timeout=60)
+    assert holder.exitcode == -9
 
 
 @pytest.mark.parametrize("map_mode", [False, True], ids=["struct", "map"])

@@ -39,6 +39,7 @@ class ClickHouseMetadataStoreConfig(MetadataStoreConfig):
     secure: bool | None = None
     table_prefix: str = ""
     connect_timeout: float = 10.0
+    lock_timeout: float = 30.0  # the embedded engine: wait for another process's engine on the directory
     settings: dict[str, Any] = {}  # ClickHouse settings (the store keeps them as clickhouse_settings)
 
 

@@ -3,7 +3,8 @@
 * :class:`ChdbTransport` -- the embedded ClickHouse engine (``chdb``) in this process. chdb runs
   **one** engine per process, on one data directory: every chdb store of a process must use the
   same path (databases isolate them); a second, different path raises :class:`BackendError`
-  before chdb is asked.
+  before chdb is asked. Processes take turns on a directory: the engine locks it while a store of
+  the process is open, and another process's open waits for it (``lock_timeout``).
 * :class:`HttpTransport` -- a ClickHouse server over HTTP(S) through ``clickhouse-connect``.
 
 Both run the same SQL text (rendered by :class:`~metaxy.sql.dialects.ClickHouseDialect`), return
@@ -14,14 +15,16 @@ transport is created (``import metaxy`` stays light).
 from __future__ import annotations
 
 import io
+import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from metaxy.errors import BackendError
+from metaxy.errors import BackendError, StoreBusyError
 from metaxy.sql.dialects import ClickHouseDialect as _Dialect
 
 from ._config import Target
@@ -74,9 +77,15 @@ def engine_path() -> str | None:
 
 
 class ChdbTransport(Transport):
-    def __init__(self, path: str, database: str, *, create_database: bool = True) -> None:
+    """A connection to this process's embedded engine.
+
+    chdb runs one engine per process, and the engine locks its data directory while any connection
+    of the process is open. Several processes therefore take turns on one directory: an open waits
+    (up to ``lock_timeout`` seconds, then :class:`StoreBusyError`) until the process holding the
+    engine has closed its last store on it."""
+
+    def __init__(self, path: str, database: str, *, create_database: bool = True, lock_timeout: float = 30.0) -> None:
         global _engine_path
-        import chdb
 
         with _engine_lock:
             if _engine_path is not None and _engine_path != path:
@@ -86,10 +95,7 @@ class ChdbTransport(Transport):
                     "Hint: point every chdb store of the process at the same directory and separate them by "
                     "database ('chdb:///dir?database=name'), or use a ClickHouse server."
                 )
-            try:
-                self._conn = chdb.connect(path)
-            except Exception as exc:
-                raise TransportError(f"chdb could not open '{path}': {exc}", unavailable=True) from None
+            self._conn = _connect_waiting(path, lock_timeout)
             _engine_path = path
         self.database = database
         try:
@@ -137,6 +143,58 @@ class ChdbTransport(Transport):
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _held_by_another_process(path: str) -> bool:
+    """Whether another process's engine holds the directory: ClickHouse keeps an exclusive
+    ``flock`` on ``<dir>/status`` while its engine runs (and deletes the file when it stops)."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _connect_waiting(path: str, lock_timeout: float) -> Any:
+    """``chdb.connect(path)``, waiting while another process's engine holds the directory.
+
+    chdb reports a held directory only as a failed engine start, so a failure is retried when the
+    directory's lock is held (or was released between the attempt and the check: retried once)."""
+    import chdb
+
+    deadline = time.monotonic() + lock_timeout
+    unexplained = 0
+    while True:
+        try:
+            return chdb.connect(path)
+        except Exception as exc:
+            failure = exc
+        if not _held_by_another_process(path):
+            unexplained += 1
+            if unexplained > 1:
+                raise TransportError(f"chdb could not open '{path}': {failure}", unavailable=True) from None
+            continue
+        delay = 0.01
+        while _held_by_another_process(path):
+            if time.monotonic() >= deadline:
+                raise StoreBusyError(
+                    f"The embedded ClickHouse engine (chdb) directory '{path}' is in use by another process "
+                    f"(waited {lock_timeout:g}s). Hint: chdb lets one process at a time open a directory; "
+                    "close the other process's store, raise lock_timeout, or use a ClickHouse server for "
+                    "writers that must run at the same time."
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
 
 
 # --- clickhouse-connect (HTTP) ----------------------------------------------------------------------
@@ -213,10 +271,10 @@ def _quote(name: str) -> str:
 
 
 def open_transport(
-    target: Target, *, connect_timeout: float, settings: dict[str, Any], create_database: bool
+    target: Target, *, connect_timeout: float, settings: dict[str, Any], create_database: bool, lock_timeout: float
 ) -> Transport:
     """A connection to the target's engine (one per thread that opens the store)."""
     if target.kind == "chdb":
         assert target.path is not None
-        return ChdbTransport(target.path, target.database)
+        return ChdbTransport(target.path, target.database, lock_timeout=lock_timeout)
     return HttpTransport(target, connect_timeout=connect_timeout, settings=settings, create_database=create_database)

@@ -27,6 +27,7 @@ import polars as pl
 from pydantic import SecretStr
 from sqlglot import exp
 
+from metaxy.config._checks import check_store_settings
 from metaxy.errors import BackendError
 from metaxy.metadata_store.base import MetadataStore
 from metaxy.metadata_store.contract import AppendSource, ReadRequest, ResolveRequest, StoreCapabilities
@@ -71,6 +72,8 @@ class ClickHouseMetadataStore(MetadataStore):
         host, port, http_port, user, password, database, secure: server connection parameters.
         table_prefix: prepended to every table name.
         connect_timeout: seconds to wait for a server connection.
+        lock_timeout: embedded engine only: seconds to wait while another process has the engine
+            directory open (chdb lets one process at a time open it), then ``StoreBusyError``.
         settings: ClickHouse settings sent with every server query.
         **kwargs: the common store arguments (``hash_algorithm``, ``fallback_stores``,
             ``auto_create_tables``, ``materialization_id``, ``name``, ``versioning_engine``).
@@ -106,10 +109,12 @@ class ClickHouseMetadataStore(MetadataStore):
         secure: bool | None = None,
         table_prefix: str = "",
         connect_timeout: float = 10.0,
+        lock_timeout: float = 30.0,
         settings: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_store_settings(type(self).__name__, lock_timeout=lock_timeout)
         self._target: Target = parse_target(
             _secret(connection_string),
             host=host,
@@ -122,6 +127,7 @@ class ClickHouseMetadataStore(MetadataStore):
         )
         self.table_prefix = table_prefix
         self.connect_timeout = connect_timeout
+        self.lock_timeout = lock_timeout
         self.clickhouse_settings = dict(settings or {})
         self._keys: dict[str, FeatureKey] = {}
 
@@ -164,6 +170,7 @@ class ClickHouseMetadataStore(MetadataStore):
                 connect_timeout=self.connect_timeout,
                 settings=self.clickhouse_settings,
                 create_database=mode == "w" or self.embedded,
+                lock_timeout=self.lock_timeout,
             )
         except TransportError as exc:
             raise self._error("Connecting", exc) from None
