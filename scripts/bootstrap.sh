@@ -7,4 +7,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip uv
-.venv/bin/uv pip install -q --python .venv/bin/python -e '.[all]'
+# --compile-bytecode: the .pyc files are written once here, so every later Python process (the
+# CLI, spawned writers, Ray workers) loads them even where PYTHONDONTWRITEBYTECODE is set; without
+# them each process compiles its ~400 modules again (`mx --help`: 1.5 s instead of 0.6 s).
+.venv/bin/uv pip install -q --python .venv/bin/python --compile-bytecode -e '.[all]'

@@ -8,4 +8,7 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && ! command -v pg_ctl 
   apt-get update -q && apt-get install -y -q postgresql
 fi
 bash scripts/bootstrap.sh
+# The suite starts hundreds of Python processes (the CLI, writer processes, the demo, Ray workers):
+# let the first import of src/ and tests/ write its .pyc for all the others.
+unset PYTHONDONTWRITEBYTECODE
 exec .venv/bin/python -m pytest -n 2 --dist loadgroup -q "$@"
