@@ -3,6 +3,7 @@ algorithms (spec §3.3-§3.6, §3.10, §5.4, §9.2, §9.10)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import narwhals as nw
@@ -219,10 +220,18 @@ class ResolveConformance(ConformanceBase):
         self, store_factory: StoreFactory, graph: mx.FeatureGraph
     ) -> None:
         """A store that resolves in its engine warns when a Polars expression sends the resolve to
-        Polars; the warning names the line that called ``resolve_update``."""
+        Polars; the warning names the line that called ``resolve_update``. A store that resolves in
+        Polars only takes the expression without a warning and refuses ``versioning_engine="native"``."""
         store = store_factory()
         if not store.capabilities.native_resolve:
-            pytest.skip("the store resolves in Polars only: there is no engine to fall back from")
+            with store.open("w"), warnings.catch_warnings():
+                warnings.simplefilter("error", PolarsMaterializationWarning)
+                vf = _setup(store)
+                inc = store.resolve_update(vf.transcript, filters={vf.video: [nw.col("sample_id") != "a"]})
+                with pytest.raises(VersioningEngineMismatchError, match=r"no native versioning engine.*Hint"):
+                    store.resolve_update(vf.transcript, versioning_engine="native")
+            assert id_set(inc.new) == {"b", "c"}
+            return
         with store.open("w"):
             vf = _setup(store)
             with pytest.warns(PolarsMaterializationWarning, match="a filter on 'video' is a Polars expression") as rec:
