@@ -21,6 +21,7 @@ from metaxy.errors import BackendError, InvalidConfigError
 from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.ext.clickhouse._config import parse_target
 from metaxy.ext.clickhouse.store import STAGE_PREFIX
+from metaxy.testing.processes import run_together
 
 _dbs = itertools.count()
 SECRET = "s3cr3t-Pa55word"
@@ -220,14 +221,8 @@ def _open_with(path: str, lock_timeout: float, out: Any) -> None:
 
 
 def test_writer_processes_take_turns_on_one_engine_directory_and_lose_nothing(tmp_path: Any) -> None:
+    run_together(_take_turns, [(str(tmp_path), w) for w in range(N_PROCESSES)], timeout=180)
     ctx = mp.get_context("spawn")
-    start = ctx.Barrier(N_PROCESSES)
-    procs = [ctx.Process(target=_take_turns, args=(str(tmp_path), w, start)) for w in range(N_PROCESSES)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=180)
-    assert [p.exitcode for p in procs] == [0] * N_PROCESSES
     out = ctx.Queue()
     reader = ctx.Process(target=_count_rows, args=(str(tmp_path), out))
     reader.start()

@@ -18,6 +18,7 @@ from metaxy.ext.polars.handlers.delta import DeltaMetadataStore
 from metaxy.frames import collect_to_polars
 from metaxy.models.constants import FEATURE_VERSION, PROVENANCE_BY_FIELD
 from metaxy.testing.conformance_support import id_set
+from metaxy.testing.processes import run_together
 from metaxy.testing.s3 import S3Server
 
 # Fewer commits than the local test: each S3 commit is several round trips to a serialised server.
@@ -57,15 +58,7 @@ def _append_rows(root: str, options: dict[str, str], writer: int, start: Any) ->
 
 def test_concurrent_writer_processes_on_s3_lose_no_rows(s3_server: S3Server, graph: mx.FeatureGraph) -> None:
     root = s3_server.url()
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(N_WRITERS)
-    args = [(root, s3_server.storage_options, w, start) for w in range(N_WRITERS)]
-    procs = [ctx.Process(target=_append_rows, args=a) for a in args]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0] * N_WRITERS
+    run_together(_append_rows, [(root, s3_server.storage_options, w) for w in range(N_WRITERS)])
     with DeltaMetadataStore(root, storage_options=s3_server.storage_options) as store:
         df = collect_to_polars(store.read(_counter_feature(), with_sample_history=True))
     assert df.height == N_WRITERS * APPENDS_PER_WRITER

@@ -26,6 +26,7 @@ from metaxy.metadata_store.memory import InMemoryMetadataStore
 from metaxy.metadata_store.system import SystemTableStorage
 from metaxy.models.constants import DELETED_AT, FEATURE_VERSION, PROVENANCE_BY_FIELD, UPDATED_AT
 from metaxy.testing.conformance_support import define_video_features, id_set, rows, samples
+from metaxy.testing.processes import run_together
 
 DELTA_TYPE = "metaxy.ext.polars.handlers.delta.DeltaMetadataStore"
 
@@ -410,14 +411,7 @@ def _append_rows(root: str, writer: int, start: Any) -> None:
 
 
 def test_concurrent_writer_processes_lose_no_rows(tmp_path: Path, graph: mx.FeatureGraph) -> None:
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(N_WRITERS)
-    procs = [ctx.Process(target=_append_rows, args=(str(tmp_path), w, start)) for w in range(N_WRITERS)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0] * N_WRITERS
+    run_together(_append_rows, [(str(tmp_path), w) for w in range(N_WRITERS)], timeout=120)
     feature = _counter_feature()
     with DeltaMetadataStore(tmp_path) as store:
         df = collect_to_polars(store.read(feature, with_sample_history=True))

@@ -26,6 +26,7 @@ from metaxy.metadata_store.system import SystemTableStorage
 from metaxy.models.constants import DELETED_AT, FEATURE_VERSION, PROVENANCE_BY_FIELD, UPDATED_AT
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.testing.conformance_support import define_video_features, id_set, rows, samples
+from metaxy.testing.processes import run_together
 
 ICEBERG_TYPE = "metaxy.ext.polars.handlers.iceberg.IcebergMetadataStore"
 
@@ -326,14 +327,7 @@ def _append_rows(root: str, props: dict[str, str] | None, writer: int, appends: 
 
 def run_concurrent_writers(root: str, props: dict[str, str] | None, writers: int, appends: int) -> pl.DataFrame:
     """``writers`` processes append ``appends`` one-row commits each; returns every stored row."""
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(writers)
-    procs = [ctx.Process(target=_append_rows, args=(root, props, w, appends, start)) for w in range(writers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0] * writers
+    run_together(_append_rows, [(root, props, w, appends) for w in range(writers)])
     with mx.FeatureGraph().use(), IcebergMetadataStore(root, catalog_properties=props) as store:
         return collect_to_polars(store.read(_counter_feature(), with_sample_history=True))
 

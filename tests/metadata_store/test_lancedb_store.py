@@ -3,7 +3,6 @@ lazy scans, Map/struct columns, configuration, and credentials that never show."
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from metaxy.ext.lancedb import LanceDBMetadataStore
 from metaxy.frames import collect_to_polars
 from metaxy.models.constants import PROVENANCE_BY_FIELD
 from metaxy.testing.conformance_support import define_video_features, id_set, samples
+from metaxy.testing.processes import run_together
 from metaxy.testing.s3 import S3Server
 
 N_WRITERS = 2
@@ -44,15 +44,7 @@ def _append_rows(uri: str, options: dict[str, str], writer: int, start: Any) -> 
 
 def test_concurrent_writer_processes_on_s3_lose_no_rows(s3_server: S3Server, graph: mx.FeatureGraph) -> None:
     uri = s3_server.url()
-    ctx = mp.get_context("spawn")
-    start = ctx.Barrier(N_WRITERS)
-    options = s3_server.lance_storage_options
-    procs = [ctx.Process(target=_append_rows, args=(uri, options, w, start)) for w in range(N_WRITERS)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=300)
-    assert [p.exitcode for p in procs] == [0] * N_WRITERS
+    run_together(_append_rows, [(uri, s3_server.lance_storage_options, w) for w in range(N_WRITERS)])
     with LanceDBMetadataStore(uri, storage_options=s3_server.lance_storage_options) as store:
         df = collect_to_polars(store.read(_counter_feature(), with_sample_history=True))
     assert df.height == N_WRITERS * APPENDS_PER_WRITER
