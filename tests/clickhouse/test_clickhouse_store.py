@@ -202,7 +202,7 @@ def _hold_open(path: str, opened: Any) -> None:
     def stall(s: pl.Series) -> pl.Series:
         if (s == "s400000").any():
             opened.set()
-            time.sleep(120)  # not an Event: killing a process waiting on one can break it for the others
+            time.sleep(600)  # not an Event: killing a process waiting on one can break it for the others
         return s
 
     with store.open("w"):
@@ -213,6 +213,7 @@ def _hold_open(path: str, opened: Any) -> None:
 def _open_with(path: str, lock_timeout: float, out: Any) -> None:
     """Opens the store and reports the rows it sees and the staging tables it drops (or the error)."""
     store = ClickHouseMetadataStore(f"chdb://{path}?database=turns", lock_timeout=lock_timeout)
+    out.put(("opening", "", 0))
     try:
         with store.open("w"):
             out.put(("opened", store.read(Clip).collect().to_polars().height, len(store.drop_stale_stages())))
@@ -239,8 +240,9 @@ def test_writer_processes_take_turns_on_one_engine_directory_and_lose_nothing(tm
 
 def test_an_open_waits_for_the_holding_process_and_a_killed_writer_leaves_no_rows(tmp_path: Any) -> None:
     """A process holds the directory in the middle of a write: another open gives StoreBusyError
-    after its lock_timeout; a patient one opens once the holder is SIGKILLed, and sees only the
-    committed row (the killed write's staging table is dropped by drop_stale_stages)."""
+    after its lock_timeout; a patient one is still waiting 2 s later, opens once the holder is
+    SIGKILLed, and sees only the committed row (the killed write's staging table is dropped by
+    drop_stale_stages)."""
     ctx = mp.get_context("spawn")
     opened, out = ctx.Event(), ctx.Queue()
     holder = ctx.Process(target=_hold_open, args=(str(tmp_path), opened))
@@ -249,20 +251,58 @@ def test_an_open_waits_for_the_holding_process_and_a_killed_writer_leaves_no_row
         assert opened.wait(120)
         impatient = ctx.Process(target=_open_with, args=(str(tmp_path), 0.5, out))
         impatient.start()
+        assert out.get(timeout=120)[0] == "opening"
         kind, message, _ = out.get(timeout=120)
         impatient.join(timeout=60)
         assert kind == "StoreBusyError"
-        assert "in use by another process (waited 0.5s)" in message and "Hint" in message
-        patient = ctx.Process(target=_open_with, args=(str(tmp_path), 60, out))
+        assert "another process has a metaxy store open on it (waited 0.5s)" in message and "Hint" in message
+        patient = ctx.Process(target=_open_with, args=(str(tmp_path), 120, out))
         patient.start()
-        time.sleep(1)
-        holder.kill()  # mid-write: its engine dies with it, the directory's lock goes
+        assert out.get(timeout=120)[0] == "opening"
+        time.sleep(2)
+        assert out.empty()  # still waiting for the holder
+        holder.kill()  # mid-write: its engine dies with it, and its locks go
         assert out.get(timeout=120) == ("opened", 1, 1)
         patient.join(timeout=60)
     finally:
         holder.kill()
         holder.join(timeout=60)
     assert holder.exitcode == -9
+
+
+def _plain_engine(path: str, out: Any) -> None:
+    """Runs chdb on the directory outside metaxy; reports what a metaxy store on another spelling of
+    the same directory gives in this process, then keeps the engine up (until killed)."""
+    import chdb
+
+    conn = chdb.connect(path)
+    try:
+        with ClickHouseMetadataStore(f"chdb://{path}/?database=turns", lock_timeout=5).open("r"):
+            out.put(("opened", ""))
+    except Exception as exc:
+        out.put((type(exc).__name__, str(exc)))
+    time.sleep(600)
+    conn.close()
+
+
+def test_an_engine_opened_outside_metaxy_is_waited_for_and_named(tmp_path: Any) -> None:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    plain = ctx.Process(target=_plain_engine, args=(str(tmp_path), out))
+    plain.start()
+    try:
+        kind, message = out.get(timeout=120)
+        assert kind == "BackendError" and "this process's own engine runs on the directory" in message
+        impatient = ctx.Process(target=_open_with, args=(str(tmp_path), 0.5, out))
+        impatient.start()
+        assert out.get(timeout=120)[0] == "opening"
+        kind, message, _ = out.get(timeout=120)
+        impatient.join(timeout=60)
+        assert kind == "StoreBusyError"
+        assert f"the chdb engine of process {plain.pid} holds it (waited 0.5s)" in message
+    finally:
+        plain.kill()
+        plain.join(timeout=60)
 
 
 @pytest.mark.parametrize("map_mode", [False, True], ids=["struct", "map"])

@@ -77,6 +77,31 @@ def test_reads_are_lazy_scans_of_the_lance_dataset(tmp_path: Path, graph: mx.Fea
         assert store.location_uri(feature) == str(tmp_path / "db" / "concurrency__counter.lance")
 
 
+def test_a_resolve_reads_each_table_once(
+    tmp_path: Path, graph: mx.FeatureGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A latest-row read uses its scan in two branches; the cached scan reads the table once."""
+    import lance
+
+    vf = define_video_features()
+    store = LanceDBMetadataStore(tmp_path / "db", auto_create_tables=True)
+    with store.open("w"):
+        store.write(vf.video, samples(["a", "b", "c"], ["audio", "frames"]))
+        store.write(vf.transcript, store.resolve_update(vf.transcript).new)
+        store.write(vf.video, samples(["a"], ["audio", "frames"], tag="v2"))
+        reads: list[str] = []
+        to_batches = lance.LanceDataset.to_batches
+
+        def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+            reads.append(Path(self.uri).name)
+            return to_batches(self, *args, **kwargs)
+
+        monkeypatch.setattr(lance.LanceDataset, "to_batches", counting)
+        inc = store.resolve_update(vf.transcript)
+    assert id_set(inc.stale) == {"a"}
+    assert len(reads) == len(set(reads)) == 2, reads
+
+
 def test_map_and_struct_columns_round_trip(tmp_path: Path, graph: mx.FeatureGraph) -> None:
     class Clip(mx.BaseFeature, spec=mx.FeatureSpec(key="clip", id_columns=["sid"], fields=["audio"])):
         sid: str

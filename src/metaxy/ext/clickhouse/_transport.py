@@ -15,6 +15,7 @@ transport is created (``import metaxy`` stays light).
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 import time
@@ -69,6 +70,10 @@ class Transport(ABC):
 
 _engine_lock = threading.Lock()
 _engine_path: str | None = None
+_users = 0  # this process's open ChdbTransports
+_directory_lock: int | None = None  # the fd of <dir>/.metaxy-engine.lock, held while _users > 0
+LOCK_FILE = ".metaxy-engine.lock"
+_log = logging.getLogger(__name__)
 
 
 def engine_path() -> str | None:
@@ -80,14 +85,18 @@ class ChdbTransport(Transport):
     """A connection to this process's embedded engine.
 
     chdb runs one engine per process, and the engine locks its data directory while any connection
-    of the process is open. Several processes therefore take turns on one directory: an open waits
-    (up to ``lock_timeout`` seconds, then :class:`StoreBusyError`) until the process holding the
-    engine has closed its last store on it."""
+    of the process is open. Several processes therefore take turns on one directory: while a process
+    has a chdb store open it holds ``<dir>/.metaxy-engine.lock``, and another process's open waits
+    for that lock (then for the engine itself, should a process outside metaxy hold it), up to
+    ``lock_timeout`` seconds, then raises :class:`StoreBusyError`."""
 
     def __init__(self, path: str, database: str, *, create_database: bool = True, lock_timeout: float = 30.0) -> None:
-        global _engine_path
+        global _engine_path, _users, _directory_lock
 
-        with _engine_lock:
+        deadline = time.monotonic() + lock_timeout
+        if not _engine_lock.acquire(timeout=min(lock_timeout, threading.TIMEOUT_MAX)):
+            raise _busy(path, lock_timeout, "another thread of this process is waiting for it")
+        try:
             if _engine_path is not None and _engine_path != path:
                 raise BackendError(
                     f"This process already runs the embedded ClickHouse engine (chdb) on '{_engine_path}'; "
@@ -95,15 +104,26 @@ class ChdbTransport(Transport):
                     "Hint: point every chdb store of the process at the same directory and separate them by "
                     "database ('chdb:///dir?database=name'), or use a ClickHouse server."
                 )
-            self._conn = _connect_waiting(path, lock_timeout)
+            first = _users == 0 and path != ":memory:"
+            if first:
+                _directory_lock = _lock_directory(path, deadline, lock_timeout)
+            try:
+                self._conn = _connect_waiting(path, deadline, lock_timeout)
+            except BaseException:
+                if first:
+                    _unlock_directory()
+                raise
+            _users += 1
             _engine_path = path
+        finally:
+            _engine_lock.release()
         self.database = database
         try:
             if create_database:
                 self.command(f"CREATE DATABASE IF NOT EXISTS {_quote(database)}")
             self.command(f"USE {_quote(database)}")
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     def _query(self, sql: str, fmt: str) -> Any:
@@ -142,57 +162,120 @@ class ChdbTransport(Transport):
             raise TransportError(str(exc).strip()) from None
 
     def close(self) -> None:
-        self._conn.close()
+        global _users
+        with _engine_lock:
+            conn, self._conn = getattr(self, "_conn", None), None
+            if conn is None:
+                return
+            conn.close()
+            _users -= 1
+            if _users == 0:
+                _unlock_directory()  # the engine stopped with the process's last connection
 
 
-def _held_by_another_process(path: str) -> bool:
-    """Whether another process's engine holds the directory: ClickHouse keeps an exclusive
-    ``flock`` on ``<dir>/status`` while its engine runs (and deletes the file when it stops)."""
+def _busy(path: str, lock_timeout: float, why: str) -> StoreBusyError:
+    return StoreBusyError(
+        f"The embedded ClickHouse engine (chdb) directory '{path}' is in use: {why} "
+        f"(waited {lock_timeout:g}s). Hint: chdb lets one process at a time open a directory; close the "
+        "other process's store, raise lock_timeout, or use a ClickHouse server for writers that must "
+        "run at the same time."
+    )
+
+
+def _lock_directory(path: str, deadline: float, lock_timeout: float) -> int:
+    """Take ``<dir>/.metaxy-engine.lock`` (exclusive ``flock``), waiting for another process's store."""
+    import fcntl
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise TransportError(f"chdb could not open '{path}': {exc}", unavailable=True) from None
+    delay, logged = 0.005, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            os.close(fd)
+            raise TransportError(f"chdb could not lock '{path}': {exc}", unavailable=True) from None
+        else:
+            return fd
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise _busy(path, lock_timeout, "another process has a metaxy store open on it")
+        if not logged:
+            _log.info("Waiting up to %gs for another process's store on chdb directory '%s'", lock_timeout, path)
+            logged = True
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def _unlock_directory() -> None:
+    global _directory_lock
+    if _directory_lock is not None:
+        os.close(_directory_lock)  # closing the descriptor releases its flock
+        _directory_lock = None
+
+
+def _engine_holder(path: str) -> int | None:
+    """The PID of the process whose engine runs on the directory, if one does: ClickHouse keeps an
+    exclusive ``flock`` on ``<dir>/status`` (which names its PID) while the engine runs."""
     import fcntl
 
     try:
         fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
-    except FileNotFoundError:
-        return False
+    except OSError:
+        return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 256).decode(errors="replace")
+            pid = text.split("\n", 1)[0].removeprefix("PID:").strip()
+            return int(pid) if pid.isdigit() else -1
+        except OSError:
+            return None
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
+        return None
     finally:
         os.close(fd)
 
 
-def _connect_waiting(path: str, lock_timeout: float) -> Any:
-    """``chdb.connect(path)``, waiting while another process's engine holds the directory.
+def _connect_waiting(path: str, deadline: float, lock_timeout: float) -> Any:
+    """``chdb.connect(path)``, waiting while an engine outside metaxy (another process's plain
+    chdb session) holds the directory.
 
-    chdb reports a held directory only as a failed engine start, so a failure is retried when the
-    directory's lock is held (or was released between the attempt and the check: retried once)."""
+    chdb reports a held directory only as a failed engine start, so a failure is retried while the
+    directory's engine lock is held by another process; a failure with the directory free is
+    retried twice (the holder may have stopped between the attempt and the check), then raised."""
     import chdb
 
-    deadline = time.monotonic() + lock_timeout
     unexplained = 0
     while True:
         try:
             return chdb.connect(path)
         except Exception as exc:
             failure = exc
-        if not _held_by_another_process(path):
+        holder = _engine_holder(path)
+        if holder is None:
             unexplained += 1
-            if unexplained > 1:
+            if unexplained > 2:
                 raise TransportError(f"chdb could not open '{path}': {failure}", unavailable=True) from None
+            time.sleep(0.01)
             continue
+        if holder == os.getpid():
+            raise TransportError(
+                f"chdb could not open '{path}': {failure} (this process's own engine runs on the directory, "
+                "opened outside metaxy or under another spelling of its path)",
+                unavailable=True,
+            ) from None
+        unexplained = 0
         delay = 0.01
-        while _held_by_another_process(path):
+        while _engine_holder(path) is not None:
             if time.monotonic() >= deadline:
-                raise StoreBusyError(
-                    f"The embedded ClickHouse engine (chdb) directory '{path}' is in use by another process "
-                    f"(waited {lock_timeout:g}s). Hint: chdb lets one process at a time open a directory; "
-                    "close the other process's store, raise lock_timeout, or use a ClickHouse server for "
-                    "writers that must run at the same time."
-                )
+                raise _busy(path, lock_timeout, f"the chdb engine of process {holder} holds it")
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
 
