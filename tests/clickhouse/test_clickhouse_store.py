@@ -221,6 +221,17 @@ def _open_with(path: str, lock_timeout: float, out: Any) -> None:
         out.put((type(exc).__name__, str(exc), 0))
 
 
+def _impatient_open(ctx: Any, path: str, out: Any) -> str:
+    """Opens the store in a new process with a 0.5 s lock_timeout; returns its StoreBusyError's message."""
+    impatient = ctx.Process(target=_open_with, args=(path, 0.5, out))
+    impatient.start()
+    assert out.get(timeout=120)[0] == "opening"
+    kind, message, _ = out.get(timeout=120)
+    impatient.join(timeout=60)
+    assert kind == "StoreBusyError", message
+    return str(message)
+
+
 def test_writer_processes_take_turns_on_one_engine_directory_and_lose_nothing(tmp_path: Any) -> None:
     run_together(_take_turns, [(str(tmp_path), w) for w in range(N_PROCESSES)], timeout=180)
     ctx = mp.get_context("spawn")
@@ -249,12 +260,7 @@ def test_an_open_waits_for_the_holding_process_and_a_killed_writer_leaves_no_row
     holder.start()
     try:
         assert opened.wait(120)
-        impatient = ctx.Process(target=_open_with, args=(str(tmp_path), 0.5, out))
-        impatient.start()
-        assert out.get(timeout=120)[0] == "opening"
-        kind, message, _ = out.get(timeout=120)
-        impatient.join(timeout=60)
-        assert kind == "StoreBusyError"
+        message = _impatient_open(ctx, str(tmp_path), out)
         assert "another process has a metaxy store open on it (waited 0.5s)" in message and "Hint" in message
         patient = ctx.Process(target=_open_with, args=(str(tmp_path), 120, out))
         patient.start()
@@ -293,12 +299,7 @@ def test_an_engine_opened_outside_metaxy_is_waited_for_and_named(tmp_path: Any) 
     try:
         kind, message = out.get(timeout=120)
         assert kind == "BackendError" and "this process's own engine runs on the directory" in message
-        impatient = ctx.Process(target=_open_with, args=(str(tmp_path), 0.5, out))
-        impatient.start()
-        assert out.get(timeout=120)[0] == "opening"
-        kind, message, _ = out.get(timeout=120)
-        impatient.join(timeout=60)
-        assert kind == "StoreBusyError"
+        message = _impatient_open(ctx, str(tmp_path), out)
         assert f"the chdb engine of process {plain.pid} holds it (waited 0.5s)" in message
     finally:
         plain.kill()
