@@ -11,10 +11,10 @@ import narwhals as nw
 import polars as pl
 from sqlglot import exp
 
-from metaxy.sql._build import col, select, star, subquery
+from metaxy.sql._build import select, star, subquery
 from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column
 
-from ._native_resolve import COPIES
+from ._native_resolve import with_copies, without_copies
 from .types import Increment, LazyIncrement
 
 
@@ -45,7 +45,7 @@ def lazy_increment(conn: Any, rendered: RenderedResolve, orphan_sql: str | None)
         }
 
         def collect() -> Increment:
-            new = _fetch_versioned(conn, text("fetch_expected", lambda r: _without_copies(r.expected)), names)
+            new = _fetch_versioned(conn, text("fetch_expected", lambda r: without_copies(r.expected)), names)
             orphaned = _to_polars(conn.sql(orphan_sql)) if orphan_sql else new.clear()
             return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
@@ -57,7 +57,7 @@ def lazy_increment(conn: Any, rendered: RenderedResolve, orphan_sql: str | None)
         orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
 
         def collect() -> Increment:
-            statement = text("fetch_increment", lambda r: _without_copies(r.increment))
+            statement = text("fetch_increment", lambda r: without_copies(r.increment))
             df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
             kinds = df.get_column(KIND)
             new = df.filter(kinds == "new").select(names)
@@ -118,20 +118,10 @@ def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
     return value if isinstance(value, pl.DataFrame) else value.to_frame()
 
 
-def _without_copies(statement: exp.Select | None) -> exp.Select:
-    assert statement is not None
-    return select([exp.Star(except_=[col(name) for name in COPIES])], subquery(statement.copy(), "__metaxy_result"))
-
-
 def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement (built by :func:`_without_copies`) and stream its Arrow batches into
-    one Polars frame.
-
-    The data-version columns of computed rows are copies of the provenance columns: they are not
-    transferred but re-created in Polars as aliases (shared buffers), which saves a third of the
-    increment's memory; batches keep the Arrow side to one batch at a time.
-    """
+    """Run a resolve statement (built by :func:`without_copies`) and stream its Arrow batches into
+    one Polars frame (the Arrow side holds one batch at a time), the copies re-created."""
     reader = conn.sql(sql).to_arrow_reader()
     chunks = [_frame(pl.from_arrow(batch)) for batch in reader]
     df = pl.concat(chunks, rechunk=False) if chunks else _frame(pl.from_arrow(reader.schema.empty_table()))
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(names)
+    return with_copies(df, names)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import polars as pl
+from sqlglot import exp
 
 from metaxy._warnings import warn_at_caller
 from metaxy.errors import PolarsMaterializationWarning, VersioningEngineMismatchError
@@ -25,6 +26,7 @@ from metaxy.metadata_store.contract import ResolveRequest
 from metaxy.metadata_store.types import Increment, LazyIncrement
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
+from metaxy.sql._build import col, select, subquery
 from metaxy.sql.dialects import SqlDialect
 from metaxy.sql.statements import SqlSource
 from metaxy.versioning.sql_executor import KIND, RenderedResolve, orphan_column, rendered_resolve
@@ -32,7 +34,7 @@ from metaxy.versioning.sql_executor import KIND, RenderedResolve, orphan_column,
 if TYPE_CHECKING:
     from metaxy.metadata_store.base import MetadataStore
 
-__all__ = ["COPIES", "NativeResolve", "conditions", "fetched_increment", "prepare"]
+__all__ = ["COPIES", "NativeResolve", "conditions", "fetched_increment", "prepare", "with_copies", "without_copies"]
 
 
 def conditions(filters: Sequence[Any]) -> list[FilterExpression] | None:
@@ -150,8 +152,21 @@ def prepare(
 #: (:data:`COPIES`), which the caller re-creates, so the store leaves them out of the transfer.
 Fetch = Callable[[str, dict[str, pl.DataType]], pl.DataFrame]
 
-#: The data-version columns of computed rows are copies of the provenance columns.
+#: The data-version columns of computed rows are copies of the provenance columns: a store leaves
+#: them out of the transfer (:func:`without_copies`) and they are re-created in Polars as aliases
+#: sharing the provenance columns' buffers (:func:`with_copies`), a third of the increment's memory.
 COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
+
+
+def without_copies(statement: exp.Select | None) -> exp.Select:
+    """``SELECT * EXCEPT (the copies) FROM (statement)``."""
+    assert statement is not None
+    return select([exp.Star(except_=[col(name) for name in COPIES])], subquery(statement.copy(), "__metaxy_result"))
+
+
+def with_copies(df: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """Re-create the copies a fetch left out; the columns in the order of ``names``."""
+    return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(names)
 
 
 def fetched_increment(
@@ -176,8 +191,7 @@ def fetched_increment(
 
     def fetch_computed(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """``fetch`` without the data-version copies, re-created here as aliases (shared buffers)."""
-        df = fetch(which, {n: t for n, t in schema.items() if n not in COPIES})
-        return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(list(schema))
+        return with_copies(fetch(which, {n: t for n, t in schema.items() if n not in COPIES}), list(schema))
 
     def run() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """Run the one resolve statement (once) and split its rows into new / stale / orphaned."""

@@ -7,6 +7,7 @@ Each process gets its own arguments plus a start barrier as the last argument; t
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,8 +25,9 @@ def run_together(target: Callable[..., None], args: Sequence[tuple[Any, ...]], *
     procs = [ctx.Process(target=target, args=(*a, start)) for a in args]
     for p in procs:
         p.start()
+    deadline = time.monotonic() + timeout  # one deadline for all: not up to timeout per process
     for p in procs:
-        p.join(timeout=timeout)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
     codes = [p.exitcode for p in procs]
     for p in procs:
         if p.is_alive():

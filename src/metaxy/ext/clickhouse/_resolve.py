@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from metaxy.metadata_store import _native_resolve
-from metaxy.metadata_store._duckdb_resolve import _without_copies
 from metaxy.metadata_store.contract import ResolveRequest
 from metaxy.metadata_store.types import Increment, LazyIncrement
 
@@ -43,7 +42,7 @@ def resolve_native(
         if which == "input":
             return query("expected", lambda r: r.expected, schema)
         if which == "expected":  # the statements' `*` without the data-version copies
-            return query("fetch_expected", lambda r: _without_copies(r.expected), schema)
-        return query("fetch_increment", lambda r: _without_copies(r.increment), schema)
+            return query("fetch_expected", lambda r: _native_resolve.without_copies(r.expected), schema)
+        return query("fetch_increment", lambda r: _native_resolve.without_copies(r.increment), schema)
 
     return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
