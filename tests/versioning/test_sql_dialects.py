@@ -22,6 +22,7 @@ import sqlglot
 
 import metaxy as mx
 from metaxy.metadata_store import InMemoryMetadataStore
+from metaxy.metadata_store._native_resolve import with_copies
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
 from metaxy.sql import ClickHouseDialect, PostgresDialect, SqlDialect, SqlSource
@@ -215,9 +216,10 @@ def _run_on_chdb(sess: Any, compiled: CompiledResolve) -> dict[str, pl.DataFrame
     assert isinstance(df, pl.DataFrame)
     kinds = df.get_column(KIND)
     orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
+    names = list(compiled.expected_columns)
     return {
-        "new": df.filter(kinds == "new").select(compiled.expected_columns),
-        "stale": df.filter(kinds == "stale").select(compiled.expected_columns),
+        "new": with_copies(df.filter(kinds == "new"), names),
+        "stale": with_copies(df.filter(kinds == "stale"), names),
         "orphaned": df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items()),
     }
 

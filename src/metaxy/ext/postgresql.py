@@ -398,7 +398,7 @@ class PostgreSQLMetadataStore(MetadataStore):
         conn = self.conn  # lazy frames collect on Polars' threads (psycopg connections are thread-safe)
 
         def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-            query = compiled.increment if which == "increment" else compiled.expected
+            query = {"increment": compiled.increment, "expected": compiled.computed}.get(which, compiled.expected)
             assert query is not None
             by_key = () if which == "input" else (c.PROVENANCE_BY_FIELD,)
             # the COPY statement is rendered once per cached plan (and column types)

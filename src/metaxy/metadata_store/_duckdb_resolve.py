@@ -14,7 +14,7 @@ from sqlglot import exp
 from metaxy.sql._build import select, star, subquery
 from metaxy.versioning.sql_executor import KIND, CompiledResolve, RenderedResolve, orphan_column
 
-from ._native_resolve import with_copies, without_copies
+from ._native_resolve import with_copies
 from .types import Increment, LazyIncrement
 
 
@@ -45,7 +45,7 @@ def lazy_increment(conn: Any, rendered: RenderedResolve, orphan_sql: str | None)
         }
 
         def collect() -> Increment:
-            new = _fetch_versioned(conn, text("fetch_expected", lambda r: without_copies(r.expected)), names)
+            new = _fetch_versioned(conn, text("computed", lambda r: r.computed), names)
             orphaned = _to_polars(conn.sql(orphan_sql)) if orphan_sql else new.clear()
             return Increment(nw.from_native(new), nw.from_native(new.clear()), nw.from_native(orphaned))
 
@@ -57,7 +57,7 @@ def lazy_increment(conn: Any, rendered: RenderedResolve, orphan_sql: str | None)
         orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
 
         def collect() -> Increment:
-            statement = text("fetch_increment", lambda r: without_copies(r.increment))
+            statement = text("increment", lambda r: r.increment)
             df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
             kinds = df.get_column(KIND)
             new = df.filter(kinds == "new").select(names)
@@ -119,7 +119,7 @@ def _frame(value: pl.DataFrame | pl.Series) -> pl.DataFrame:
 
 
 def _fetch_versioned(conn: Any, sql: str, names: Sequence[str]) -> pl.DataFrame:
-    """Run a resolve statement (built by :func:`without_copies`) and stream its Arrow batches into
+    """Run a resolve statement without the data-version copies and stream its Arrow batches into
     one Polars frame (the Arrow side holds one batch at a time), the copies re-created."""
     reader = conn.sql(sql).to_arrow_reader()
     chunks = [_frame(pl.from_arrow(batch)) for batch in reader]

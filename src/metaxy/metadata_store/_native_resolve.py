@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import narwhals as nw
 import polars as pl
-from sqlglot import exp
 
 from metaxy._warnings import warn_at_caller
 from metaxy.errors import PolarsMaterializationWarning, VersioningEngineMismatchError
@@ -26,15 +25,14 @@ from metaxy.metadata_store.contract import ResolveRequest
 from metaxy.metadata_store.types import Increment, LazyIncrement
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
-from metaxy.sql._build import col, select, subquery
 from metaxy.sql.dialects import SqlDialect
 from metaxy.sql.statements import SqlSource
-from metaxy.versioning.sql_executor import KIND, RenderedResolve, orphan_column, rendered_resolve
+from metaxy.versioning.sql_executor import COPIES, KIND, RenderedResolve, orphan_column, rendered_resolve
 
 if TYPE_CHECKING:
     from metaxy.metadata_store.base import MetadataStore
 
-__all__ = ["COPIES", "NativeResolve", "conditions", "fetched_increment", "prepare", "with_copies", "without_copies"]
+__all__ = ["COPIES", "NativeResolve", "conditions", "fetched_increment", "prepare", "with_copies"]
 
 
 def conditions(filters: Sequence[Any]) -> list[FilterExpression] | None:
@@ -147,21 +145,11 @@ def prepare(
 
 
 #: ``fetch(which, schema)``: run the rendered statement ``which`` and return its rows as a Polars
-#: frame of ``schema``. ``"input"``: the expected rows, every column; ``"expected"`` and
-#: ``"increment"`` (whose rows carry the :data:`KIND` tag): without the data-version copies
-#: (:data:`COPIES`), which the caller re-creates, so the store leaves them out of the transfer.
-Fetch = Callable[[str, dict[str, pl.DataType]], pl.DataFrame]
-
-#: The data-version columns of computed rows are copies of the provenance columns: a store leaves
-#: them out of the transfer (:func:`without_copies`) and they are re-created in Polars as aliases
+#: frame of ``schema``. ``"input"``: the expected rows, every column (``compiled.expected``);
+#: ``"expected"`` (``compiled.computed``) and ``"increment"`` (whose rows carry the :data:`KIND`
+#: tag): without the data-version copies (:data:`COPIES`), which the caller re-creates as aliases
 #: sharing the provenance columns' buffers (:func:`with_copies`), a third of the increment's memory.
-COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
-
-
-def without_copies(statement: exp.Select | None) -> exp.Select:
-    """``SELECT * EXCEPT (the copies) FROM (statement)``."""
-    assert statement is not None
-    return select([exp.Star(except_=[col(name) for name in COPIES])], subquery(statement.copy(), "__metaxy_result"))
+Fetch = Callable[[str, dict[str, pl.DataType]], pl.DataFrame]
 
 
 def with_copies(df: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:

@@ -23,6 +23,7 @@ __all__ = [
     "ident",
     "lit",
     "or_all",
+    "project",
     "select",
     "star",
     "subquery",
@@ -119,3 +120,70 @@ def select(
     if group_by:
         query.set("group", exp.Group(expressions=list(group_by)))
     return query
+
+
+_NOT_A_PROJECTION = ("joins", "group", "having", "order", "limit", "offset", "qualify", "distinct", "settings", "with_")
+
+
+def project(query: exp.Select, items: Sequence[exp.Expression], name: str) -> exp.Select:
+    """``SELECT items FROM (query) AS name``, the items referring to ``query``'s output columns.
+
+    When ``query`` only picks or renames columns of one derived table, the items are written
+    into its select list instead (their column references replaced by what ``query`` selects):
+    one nesting level less, which is planning time saved in every engine (ClickHouse plans a
+    resolve statement for longer than it runs it at 10k rows). Nothing is computed twice: only
+    plain column references are substituted. ``query`` is not modified.
+    """
+    folded = _fold(query, items)
+    return folded if folded is not None else select(items, subquery(query, name))
+
+
+def _fold(query: exp.Select, items: Sequence[exp.Expression]) -> exp.Select | None:
+    from_ = query.args.get("from_")
+    if from_ is None or not isinstance(from_.this, exp.Subquery):
+        return None
+    if any(query.args.get(k) for k in _NOT_A_PROJECTION):
+        return None
+    outputs: dict[str, exp.Column] = {}
+    star_ = False
+    for e in query.expressions:
+        if isinstance(e, exp.Star):
+            star_ = True
+        elif isinstance(e, exp.Column) and not e.table:
+            outputs[e.name] = e
+        elif isinstance(e, exp.Alias) and isinstance(e.this, exp.Column) and not e.this.table:
+            outputs[e.alias] = e.this
+        else:
+            return None
+    used: set[str] = set()
+    named: set[str] = set()
+    out: list[exp.Expression] = []
+    for item in items:
+        if not isinstance(item, exp.Column | exp.Alias) or (isinstance(item, exp.Column) and item.table):
+            return None  # every item must be named, by its column or an alias
+        new = item.copy()
+        columns = [new] if isinstance(new, exp.Column) else list(new.find_all(exp.Column))
+        for column in columns:
+            if column.table:
+                return None
+            source = outputs.get(column.name) or (column if star_ else None)
+            if source is None:
+                return None
+            used.add(source.name)
+            if source is not column:
+                if column is new:
+                    new = source.copy()
+                    if item.name != source.name:
+                        new = alias(new, item.name)
+                else:
+                    column.replace(source.copy())
+        if isinstance(new, exp.Alias) and not (isinstance(new.this, exp.Column) and new.this.name == new.alias):
+            named.add(new.alias)
+        out.append(new)
+    where = query.args.get("where")
+    used |= {c.name for c in where.find_all(exp.Column)} if where is not None else set()
+    if named & used:
+        return None  # ClickHouse resolves a name to a select-list alias before a column: keep them apart
+    folded = query.copy()
+    folded.set("expressions", out)
+    return folded

@@ -25,13 +25,21 @@ from sqlglot import exp
 
 from metaxy.models import constants as c
 from metaxy.models.filter_expression import FilterExpression
-from metaxy.sql._build import alias, and_all, asc, col, desc, lit, or_all, select, star, subquery, table
+from metaxy.sql._build import alias, and_all, asc, col, desc, lit, or_all, project, select, star, subquery, table
 from metaxy.sql.dialects import SqlDialect
 from metaxy.sql.statements import ROWID, SqlSource, filter_condition, latest_rows
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import UPSTREAM_DROPPED, DepPlan, ResolvePlan
 
-__all__ = ["KIND", "CompiledResolve", "RenderedResolve", "compile_resolve", "orphan_column", "rendered_resolve"]
+__all__ = [
+    "COPIES",
+    "KIND",
+    "CompiledResolve",
+    "RenderedResolve",
+    "compile_resolve",
+    "orphan_column",
+    "rendered_resolve",
+]
 
 KIND = "__metaxy_kind"
 _E_MARK = "__metaxy_e"
@@ -40,6 +48,12 @@ _STORED_PROV = "__metaxy_stored_provenance"
 _PRED = "__metaxy_predicate"
 
 Part = Literal["new", "stale", "orphaned"]
+
+#: The data-version columns of computed rows are copies of the provenance columns. Only
+#: :attr:`CompiledResolve.expected` and :meth:`CompiledResolve.part` select them; the fetched
+#: statements (:attr:`CompiledResolve.computed`, :attr:`CompiledResolve.increment`) leave them out
+#: of the transfer and the store re-creates them.
+COPIES = {c.DATA_VERSION_BY_FIELD: c.PROVENANCE_BY_FIELD, c.DATA_VERSION: c.PROVENANCE}
 
 
 def orphan_column(i: int) -> str:
@@ -51,9 +65,10 @@ def orphan_column(i: int) -> str:
 class CompiledResolve:
     """The statements of one resolve and how to split the increment's rows."""
 
-    expected: exp.Select  # the joined upstream with provenance (the increment's `input`)
+    computed: exp.Select  # the joined upstream with provenance, without the data-version copies
+    expected: exp.Select  # ``computed`` with the copies (the increment's `input`)
     expected_columns: tuple[str, ...]
-    increment: exp.Select | None  # None when there is nothing stored to compare with
+    increment: exp.Select | None  # None when there is nothing stored to compare with; no copies
     stored_columns: tuple[str, ...]  # the stored table's columns (orphaned rows have these)
 
     def part(self, kind: Part) -> exp.Select:
@@ -65,7 +80,7 @@ class CompiledResolve:
         if kind == "orphaned":
             items = [alias(col(orphan_column(i)), name) for i, name in enumerate(self.stored_columns)]
         else:
-            items = [col(name) for name in self.expected_columns]
+            items = [alias(col(COPIES[n]), n) if n in COPIES else col(n) for n in self.expected_columns]
         return select(items, source, where=where)
 
 
@@ -89,11 +104,14 @@ def compile_resolve(
         _prepare(d, dep, src, algorithm, length, map_mode) for dep, src in zip(plan.deps, upstream, strict=True)
     ]
     joined, joined_cols = _join(plan, prepared)
-    expected, expected_cols = _with_provenance(d, plan, joined, joined_cols, algorithm, length, map_mode, prepared)
+    computed, computed_cols = _with_provenance(d, plan, joined, joined_cols, algorithm, length, map_mode, prepared)
+    copies = [alias(col(source), name) for name, source in COPIES.items()]
+    expected = select([star(), *copies], subquery(computed, "__metaxy_versions"))
+    expected_cols = (*computed_cols, *COPIES)
     if current is None:
-        return CompiledResolve(expected, expected_cols, None, ())
-    increment = _increment(d, plan, expected, expected_cols, current, predicates)
-    return CompiledResolve(expected, expected_cols, increment, current.columns)
+        return CompiledResolve(computed, expected, expected_cols, None, ())
+    increment = _increment(d, plan, computed, computed_cols, current, predicates)
+    return CompiledResolve(computed, expected, expected_cols, increment, current.columns)
 
 
 class RenderedResolve:
@@ -172,7 +190,7 @@ def _prepare(
     renames = dep.all_renames
     cols = tuple(renames.get(name, name) for name in kept)
     items = [alias(col(name), renames[name]) if name in renames else col(name) for name in kept]
-    query = select(items, subquery(base, "__metaxy_up"))
+    query = project(base, items, "__metaxy_up")
     condition = filter_condition(d, dep.filters)
     if condition is not None:
         query = select([star()], subquery(query, "__metaxy_dep"), where=condition)
@@ -180,7 +198,7 @@ def _prepare(
         wanted = [name for name in dep.select if name in cols or name not in dep.versioning_columns]
         dep.check_selected(wanted, cols)
         cols = tuple(wanted)
-        query = select([col(name) for name in cols], subquery(query, "__metaxy_sel"))
+        query = project(query, [col(name) for name in cols], "__metaxy_sel")
     if dep.lineage.is_aggregation:
         return _aggregate(d, dep, query, cols, algorithm, length, map_mode)
     return _Prepared(query, cols, map_mode)
@@ -258,6 +276,8 @@ def _join(plan: ResolvePlan, prepared: list[_Prepared]) -> tuple[exp.Select, tup
     plan.check_collisions([p.columns for p in prepared])
     order = sorted(range(len(plan.deps)), key=lambda i: plan.deps[i].optional)
     first = order[0]
+    if len(order) == 1:
+        return prepared[first].query, prepared[first].columns
     outer = plan.join_mode == "outer"
     items: list[exp.Expression] = []
     out: list[str] = []
@@ -334,16 +354,12 @@ def _with_provenance(
     by_field = pack([(f.struct_key, col(h)) for f, h in zip(plan.fields, hnames, strict=True)])
     sample_text = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(h) for h in hnames)])
     sample = d.hash(_null_if_any([col(h) for h in hnames], sample_text), algorithm, length)
-    inner = select([*(col(name) for name in keep), *hashes], subquery(joined, "__metaxy_joined"))
+    inner = project(joined, [*(col(name) for name in keep), *hashes], "__metaxy_joined")
     hashed = select(
         [*(col(name) for name in keep), alias(by_field, c.PROVENANCE_BY_FIELD), alias(sample, c.PROVENANCE)],
         subquery(inner, "__metaxy_hashes"),
     )
-    final = select(
-        [star(), alias(col(c.PROVENANCE_BY_FIELD), c.DATA_VERSION_BY_FIELD), alias(col(c.PROVENANCE), c.DATA_VERSION)],
-        subquery(hashed, "__metaxy_versions"),
-    )
-    return final, (*keep, *c.VERSIONING_COLUMNS)
+    return hashed, (*keep, c.PROVENANCE_BY_FIELD, c.PROVENANCE)
 
 
 def _null_if_any(values: Sequence[exp.Expression], then: exp.Expression) -> exp.Expression:
@@ -387,7 +403,8 @@ def _increment(
     orphan_items = (
         [col(ROWID)] if by_rowid else [alias(col(name), orphan_column(i)) for i, name in enumerate(current.columns)]
     )
-    stored = select(
+    stored = project(
+        stored_rows,
         [
             *(col(k) for k in keys),
             alias(col(c.PROVENANCE), _STORED_PROV),
@@ -395,7 +412,7 @@ def _increment(
             alias(lit(True), _C_MARK),
             *orphan_items,
         ],
-        subquery(stored_rows, "__metaxy_stored"),
+        "__metaxy_stored",
     )
     kind = exp.Case(
         ifs=[
@@ -415,7 +432,8 @@ def _increment(
         ]
     )
     carried_out = [col(ROWID, "s")] if by_rowid else [col(orphan_column(i), "s") for i in range(len(current.columns))]
-    expected_marked = select([star(), alias(lit(True), _E_MARK)], subquery(expected, "__metaxy_expected"))
+    expected_marked = expected.copy()
+    expected_marked.append("expressions", alias(lit(True), _E_MARK))
     matched = select(
         [*(col(name, "e") for name in expected_cols), *carried_out, alias(kind, KIND)],
         subquery(expected_marked, "e"),

@@ -42,7 +42,7 @@ def resolve_native(
         if which == "input":
             return query("expected", lambda r: r.expected, schema)
         if which == "expected":  # the statements' `*` without the data-version copies
-            return query("fetch_expected", lambda r: _native_resolve.without_copies(r.expected), schema)
-        return query("fetch_increment", lambda r: _native_resolve.without_copies(r.increment), schema)
+            return query("computed", lambda r: r.computed, schema)
+        return query("increment", lambda r: r.increment, schema)
 
     return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
