@@ -299,3 +299,68 @@ def test_ddl_types_per_dialect() -> None:
     )
     pg = PostgresDialect().render(st.create_table(PostgresDialect(), "t", schema))
     assert pg == 'CREATE TABLE "t" ("we""ird" TEXT, "n" BIGINT, "at" TIMESTAMPTZ, "by_field" JSONB, "m" JSONB)'
+
+
+# --- folding projection-only levels (sql._build.project) ----------------------------------------
+
+
+def _picks() -> Any:
+    """``SELECT a, b AS c FROM (SELECT * FROM t) AS x WHERE k``: a projection-only level."""
+    from metaxy.sql._build import alias, col, select, star, subquery, table
+
+    return select([col("a"), alias(col("b"), "c")], subquery(select([star()], table("t")), "x"), where=col("k"))
+
+
+def _levels(statement: Any) -> int:
+    return len(list(statement.find_all(sqlglot.exp.Select)))
+
+
+def _on_both(chdb_session: Any, statement: Any) -> list[list[tuple[Any, ...]]]:
+    """The statement's rows (sorted) on DuckDB and on chdb, over t(a, b, k)."""
+    import duckdb
+
+    rows = "SELECT * FROM (VALUES (1, 10, true), (2, 20, false), (3, 30, true)) AS v(a, b, k)"
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t AS {rows}")
+    chdb_session.query("DROP TABLE IF EXISTS t")
+    chdb_session.query("CREATE TABLE t (a Int64, b Int64, k Bool) ENGINE = MergeTree ORDER BY a")
+    chdb_session.query("INSERT INTO t VALUES (1, 10, true), (2, 20, false), (3, 30, true)")
+    duck = sorted(con.execute(statement.sql("duckdb")).fetchall())
+    ch = chdb_session.query(ClickHouseDialect().render(statement), "ArrowTable")
+    return [duck, sorted(tuple(r.values()) for r in ch.to_pylist())]
+
+
+def test_project_folds_a_renaming_level_into_the_select_it_wraps(chdb_session: Any) -> None:
+    from sqlglot import exp
+
+    from metaxy.sql._build import alias, col, project, select, subquery
+
+    items = [col("a"), alias(exp.Mul(this=col("c"), expression=exp.Literal.number(2)), "h")]
+    folded = project(_picks(), items, "w")
+    nested = select([i.copy() for i in items], subquery(_picks(), "w"))
+    assert _levels(folded) == _levels(nested) - 1
+    assert _on_both(chdb_session, folded) == _on_both(chdb_session, nested) == [[(1, 20), (3, 60)]] * 2
+
+
+def test_project_keeps_the_level_when_a_new_alias_names_a_column_still_read(chdb_session: Any) -> None:
+    from metaxy.sql._build import alias, col, project
+
+    swapped = project(_picks(), [alias(col("c"), "a"), alias(col("a"), "c")], "w")  # b AS a, a AS c
+    onto_filter = project(_picks(), [alias(col("c"), "k")], "w")  # WHERE k reads the column k
+    assert _levels(swapped) == _levels(onto_filter) == 3  # not folded
+    assert _on_both(chdb_session, swapped) == [[(10, 1), (30, 3)]] * 2
+    assert _on_both(chdb_session, onto_filter) == [[(10,), (30,)]] * 2
+
+
+def test_project_keeps_levels_it_cannot_fold() -> None:
+    from metaxy.sql._build import alias, col, func, project, select, table
+
+    over_table = select([col("a")], table("t"))  # not a derived table
+    computed = _picks()
+    computed.set("expressions", [alias(func("abs", col("a")), "a")])  # computes: folding would repeat it
+    grouped = _picks()
+    grouped.set("group", sqlglot.exp.Group(expressions=[col("a")]))
+    for query in (over_table, computed, grouped):
+        before = query.sql()
+        assert _levels(project(query, [col("a")], "w")) == _levels(query) + 1
+        assert query.sql() == before  # the wrapped query is not modified

@@ -99,7 +99,8 @@ def prepare(
             if types:
                 schema = store._table_schema(name)
                 renamed = {**dict(dep.rename), **dict(dep.system_rename)}
-                known = {**{renamed.get(n, n): t for n, t in schema.items()}, **dict(schema), **known}
+                # a renamed column's type under its new name wins over a stored column of that name
+                known = {**dict(schema), **{renamed.get(n, n): t for n, t in schema.items()}, **known}
                 columns = tuple(schema)
             else:
                 columns = tuple(store._column_names(name))

@@ -183,7 +183,7 @@ def _fold(query: exp.Select, items: Sequence[exp.Expression]) -> exp.Select | No
     where = query.args.get("where")
     used |= {c.name for c in where.find_all(exp.Column)} if where is not None else set()
     if named & used:
-        return None  # ClickHouse resolves a name to a select-list alias before a column: keep them apart
+        return None  # a new alias would share a name with a column still read: keep the level
     folded = query.copy()
     folded.set("expressions", out)
     return folded

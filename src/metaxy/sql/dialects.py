@@ -311,8 +311,8 @@ class PostgresDialect(SqlDialect):
 
 class ClickHouseDialect(SqlDialect):
     """ClickHouse: ``LIMIT 1 BY``, ``lower(hex(MD5(x)))`` and built-in xxHash, named tuples and
-    maps, a row's data part and offset in it as its identity; ``join_use_nulls = 1`` so outer joins
-    fill NULLs as SQL does."""
+    maps, a row's data part and offset in it as its identity; ``join_use_nulls = 1`` and
+    ``prefer_column_name_to_alias = 1`` so outer joins fill NULLs and names resolve as in SQL."""
 
     name = "clickhouse"
     hash_algorithms = frozenset(
@@ -334,8 +334,14 @@ class ClickHouseDialect(SqlDialect):
             if any(isinstance(e, exp.Column) and e.args.get("table") is not None for e in items):
                 query.set("expressions", [_named(e) for e in items])
         if isinstance(statement, exp.Select) and not statement.args.get("settings"):
-            setting = exp.EQ(this=exp.Column(this=exp.Identifier(this="join_use_nulls")), expression=lit(1))
-            statement.set("settings", [setting])
+            # SQL semantics: outer joins fill NULLs, and a name means the source's column before a
+            # select-list alias of that name (by default ClickHouse reads `SELECT b AS a, a AS c`
+            # as c = b, and `WHERE a` as the alias)
+            settings = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
+            statement.set(
+                "settings",
+                [exp.EQ(this=exp.Column(this=exp.Identifier(this=k)), expression=lit(v)) for k, v in settings.items()],
+            )
         return statement
 
     def _first(

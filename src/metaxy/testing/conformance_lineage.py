@@ -384,6 +384,22 @@ class LineageConformance(ConformanceBase):
             both = store.resolve_update(down, filters={up: [nw.col("score") < 4]}, global_filters=["sample_id != 'b'"])
         assert id_set(both.new) == {"c"}
 
+    def test_swapped_renames_and_filters_on_stored_names(
+        self, store_factory: StoreFactory, graph: mx.FeatureGraph
+    ) -> None:
+        """Two columns swap names: each value lands under its new name, and a runtime filter on a
+        stored name means that stored column, not the column renamed onto its name (an engine that
+        lets a select-list alias shadow a column, as ClickHouse does by default, gets both wrong)."""
+        up = _root("swap/up")
+        down = _feature("swap/down", [mx.FeatureDep(feature=up, rename={"path": "size", "size": "path"})])
+        store = store_factory()
+        with store.open("w"):
+            store.write(up, samples(["a", "b"], path=["x.mp4", "y.mp4"], size=[10, 20]))
+            got = _by(store.resolve_update(down).new)
+            filtered = _by(store.resolve_update(down, filters={up: ["size > 15"]}).new)
+        assert {k: (v["size"], v["path"]) for k, v in got.items()} == {"a": ("x.mp4", 10), "b": ("y.mp4", 20)}
+        assert set(filtered) == {"b"}
+
     # --- data-version overrides (§9.1) -------------------------------------------------------------
 
     def test_data_version_override_stops_downstream_invalidation(

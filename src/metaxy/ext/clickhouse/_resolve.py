@@ -41,7 +41,7 @@ def resolve_native(
     def fetch(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         if which == "input":
             return query("expected", lambda r: r.expected, schema)
-        if which == "expected":  # the statements' `*` without the data-version copies
+        if which == "expected":  # without the data-version copies
             return query("computed", lambda r: r.computed, schema)
         return query("increment", lambda r: r.increment, schema)
 
