@@ -57,7 +57,7 @@ def lazy_increment(conn: Any, rendered: RenderedResolve, orphan_sql: str | None)
         orphans = {orphan_column(i): name for i, name in enumerate(compiled.stored_columns)}
 
         def collect() -> Increment:
-            statement = text("increment", lambda r: r.increment)
+            statement = text("increment", lambda r: r.tagged())
             df = _fetch_versioned(conn, statement, [*names, *orphans, KIND])
             kinds = df.get_column(KIND)
             new = df.filter(kinds == "new").select(names)

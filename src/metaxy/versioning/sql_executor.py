@@ -71,10 +71,14 @@ class CompiledResolve:
     increment: exp.Select | None  # None when there is nothing stored to compare with; no copies
     stored_columns: tuple[str, ...]  # the stored table's columns (orphaned rows have these)
 
+    def tagged(self) -> exp.Select:
+        """The increment's statement: its rows tagged by :data:`KIND` (needs :attr:`increment`)."""
+        assert self.increment is not None
+        return self.increment
+
     def part(self, kind: Part) -> exp.Select:
         """A statement selecting one part of the increment (needs :attr:`increment`)."""
-        assert self.increment is not None
-        source = subquery(self.increment.copy(), "__metaxy_increment")
+        source = subquery(self.tagged().copy(), "__metaxy_increment")
         where = exp.EQ(this=col(KIND), expression=lit(kind))
         items: list[exp.Expression]
         if kind == "orphaned":

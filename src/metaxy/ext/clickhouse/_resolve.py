@@ -43,6 +43,6 @@ def resolve_native(
             return query("expected", lambda r: r.expected, schema)
         if which == "expected":  # without the data-version copies
             return query("computed", lambda r: r.computed, schema)
-        return query("increment", lambda r: r.increment, schema)
+        return query("increment", lambda r: r.tagged(), schema)
 
     return _native_resolve.fetched_increment(native, request, fetch, lazy=lazy)
