@@ -25,7 +25,7 @@ from sqlglot import exp
 from metaxy.errors import HashAlgorithmNotSupportedError, MetadataSchemaError
 from metaxy.versioning.hashing import HashAlgorithm
 
-from ._build import alias, col, func, ident, lit, select, subquery
+from ._build import alias, col, func, ident, lit, or_all, select, subquery
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -138,6 +138,16 @@ class SqlDialect:
     def text(self, value: exp.Expression) -> exp.Expression:
         """``value`` cast to the engine's string type."""
         return exp.Cast(this=value, to=exp.DataType.build("TEXT"))
+
+    def joined(self, parts: Sequence[exp.Expression], required: Sequence[exp.Expression]) -> exp.Expression:
+        """``parts`` joined by ``|``, NULL when one of ``required`` (parts that may be NULL) is;
+        every other part is never NULL. Default: ``CASE WHEN r1 IS NULL OR ... THEN NULL ELSE
+        concat_ws('|', ...) END`` (``concat_ws`` skips NULLs in DuckDB and PostgreSQL)."""
+        text: exp.Expression = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *parts])
+        if not required:
+            return text
+        cond = or_all(exp.Is(this=v, expression=exp.Null()) for v in required)
+        return exp.Case(ifs=[exp.If(this=cond, true=exp.Null())], default=text)
 
     # --- row identity --------------------------------------------------------------------------
     def row_id(self) -> exp.Expression | None:
@@ -392,6 +402,10 @@ class ClickHouseDialect(SqlDialect):
 
     def text(self, value: exp.Expression) -> exp.Expression:
         return exp.Cast(this=value, to=exp.DataType.build("Nullable(String)", dialect=self.name))
+
+    def joined(self, parts: Sequence[exp.Expression], required: Sequence[exp.Expression]) -> exp.Expression:
+        # concatWithSeparator is NULL when an argument is: no CASE, each value read once
+        return func("concatWithSeparator", lit("|"), *parts)
 
     def _type_name(self, arrow: pa.DataType) -> str:
         import pyarrow as pa

@@ -348,28 +348,18 @@ def _with_provenance(
             else:
                 parts += [lit(p.fq), value()]
                 required.append(value())
-        text: exp.Expression = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *parts])
-        if required:
-            text = _null_if_any(required, text)
-        hashes.append(alias(d.hash(text, algorithm, length), f"__metaxy_h{i}"))
+        hashes.append(alias(d.hash(d.joined(parts, required), algorithm, length), f"__metaxy_h{i}"))
     keep = [name for name in cols if name not in plan.system_upstream_columns]
     hnames = [f"__metaxy_h{i}" for i in range(len(plan.fields))]
     pack = d.map_pack if map_mode else d.struct_pack
     by_field = pack([(f.struct_key, col(h)) for f, h in zip(plan.fields, hnames, strict=True)])
-    sample_text = exp.ConcatWs(coalesce=True, expressions=[lit("|"), *(col(h) for h in hnames)])
-    sample = d.hash(_null_if_any([col(h) for h in hnames], sample_text), algorithm, length)
+    sample = d.hash(d.joined([col(h) for h in hnames], [col(h) for h in hnames]), algorithm, length)
     inner = project(joined, [*(col(name) for name in keep), *hashes], "__metaxy_joined")
     hashed = select(
         [*(col(name) for name in keep), alias(by_field, c.PROVENANCE_BY_FIELD), alias(sample, c.PROVENANCE)],
         subquery(inner, "__metaxy_hashes"),
     )
     return hashed, (*keep, c.PROVENANCE_BY_FIELD, c.PROVENANCE)
-
-
-def _null_if_any(values: Sequence[exp.Expression], then: exp.Expression) -> exp.Expression:
-    """``CASE WHEN v1 IS NULL OR ... THEN NULL ELSE then END``."""
-    cond = or_all(exp.Is(this=v, expression=exp.Null()) for v in values)
-    return exp.Case(ifs=[exp.If(this=cond, true=exp.Null())], default=then)
 
 
 # --- comparison --------------------------------------------------------------------------------

@@ -94,7 +94,9 @@ def conform(table: pa.Table, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         return pl.DataFrame(schema=schema)
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
-    return df.with_columns(_cast(pl.col(n), df.schema[n], t) for n, t in schema.items() if df.schema[n] != t)
+    got = df.schema
+    casts = [_cast(pl.col(n), got[n], t) for n, t in schema.items() if got[n] != t]
+    return df.with_columns(casts) if casts else df
 
 
 def _cast(ref: pl.Expr, got: pl.DataType, want: pl.DataType) -> pl.Expr:
