@@ -321,7 +321,8 @@ class PostgresDialect(SqlDialect):
 
 class ClickHouseDialect(SqlDialect):
     """ClickHouse: ``LIMIT 1 BY``, ``lower(hex(MD5(x)))`` and built-in xxHash, named tuples and
-    maps, a row's data part and offset in it as its identity; ``join_use_nulls = 1`` and
+    maps, a row's number in its table (``_part_starting_offset + _part_offset``, over one snapshot
+    of the table's parts per statement) as its identity; ``join_use_nulls = 1`` and
     ``prefer_column_name_to_alias = 1`` so outer joins fill NULLs and names resolve as in SQL."""
 
     name = "clickhouse"
@@ -331,10 +332,12 @@ class ClickHouseDialect(SqlDialect):
     row_identity = "_part_offset"
 
     def row_id(self) -> exp.Expression:
-        # A MergeTree row is (its data part, its offset in the part): stable within one statement,
-        # which reads one snapshot of the parts (merges make new parts, never change old ones).
-        part = exp.Column(this=exp.Identifier(this="_part"))
-        return exp.Anonymous(this="tuple", expressions=[part, exp.Column(this=exp.Identifier(this=self.row_identity))])
+        # A MergeTree row's number in the table: its part's first row number plus its offset in the
+        # part, one UInt64 (a (_part, _part_offset) tuple costs twice as much to sort and join). It
+        # is stable within one statement, whose reads of a table share one snapshot of its parts
+        # (enable_shared_storage_snapshot_in_query, set by finish()).
+        start = exp.Column(this=exp.Identifier(this="_part_starting_offset"))
+        return exp.Add(this=start, expression=exp.Column(this=exp.Identifier(this=self.row_identity)))
 
     def finish(self, statement: exp.Expression) -> exp.Expression:
         # ClickHouse names an unaliased qualified projection `t.col` (not `col`), so an outer query
@@ -347,7 +350,11 @@ class ClickHouseDialect(SqlDialect):
             # SQL semantics: outer joins fill NULLs, and a name means the source's column before a
             # select-list alias of that name (by default ClickHouse reads `SELECT b AS a, a AS c`
             # as c = b, and `WHERE a` as the alias)
-            settings = {"join_use_nulls": 1, "prefer_column_name_to_alias": 1}
+            settings = {
+                "join_use_nulls": 1,
+                "prefer_column_name_to_alias": 1,
+                "enable_shared_storage_snapshot_in_query": 1,  # every read of a table: one snapshot
+            }
             statement.set(
                 "settings",
                 [exp.EQ(this=exp.Column(this=exp.Identifier(this=k)), expression=lit(v)) for k, v in settings.items()],
