@@ -143,8 +143,8 @@ def _failure_dtypes() -> dict[str, Any]:
 
 
 def _empty_failed_polars(like: pl.DataFrame | None) -> pl.DataFrame:
-    base = like.clear() if like is not None else pl.DataFrame()
-    return base.with_columns(pl.lit(None, dt).alias(n) for n, dt in _failure_dtypes().items())
+    schema = pl.Schema(like.schema if like is not None else {})
+    return pl.DataFrame(schema={**schema, **_failure_dtypes()})
 
 
 def _empty_failed(new: Any) -> Any:
