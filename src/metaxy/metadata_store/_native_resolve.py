@@ -99,8 +99,10 @@ def prepare(
             if types:
                 schema = store._table_schema(name)
                 renamed = {**dict(dep.rename), **dict(dep.system_rename)}
-                # a renamed column's type under its new name wins over a stored column of that name
-                known = {**dict(schema), **{renamed.get(n, n): t for n, t in schema.items()}, **known}
+                # each column's type under the name it has after the renames: the result's columns
+                # are looked up by those names (a name an upstream renames away says nothing about
+                # another upstream's column of that name)
+                known.update({renamed.get(n, n): t for n, t in schema.items()})
                 columns = tuple(schema)
             else:
                 columns = tuple(store._column_names(name))
@@ -109,14 +111,17 @@ def prepare(
     stored_schema: pl.Schema | None = None
     predicates: list[FilterExpression] = []
     target = store._table(plan.feature)
-    if reason is None and not request.skip_comparison and store._table_exists(target):
+    target_exists = reason is None and store._table_exists(target)
+    if target_exists and types:
+        # also without a comparison: the (empty) orphaned frame has the stored columns
+        stored_schema = store._table_schema(target)
+    if target_exists and not request.skip_comparison:
         conds = conditions(request.target_filters)
         preds = conditions(request.staleness_predicates)
         if conds is None or preds is None:
             reason = "a target filter or staleness predicate is a Polars expression"
         else:
-            if types:
-                stored_schema = store._table_schema(target)
+            if stored_schema is not None:
                 known = {**known, **dict(stored_schema)}
             stored = tuple(stored_schema) if stored_schema is not None else tuple(store._column_names(target))
             used = sorted({n for f in [*conds, *preds] for n in f.columns})

@@ -400,6 +400,61 @@ class LineageConformance(ConformanceBase):
         assert {k: (v["size"], v["path"]) for k, v in got.items()} == {"a": ("x.mp4", 10), "b": ("y.mp4", 20)}
         assert set(filtered) == {"b"}
 
+    @pytest.mark.parametrize(
+        ("a_rename", "b_rename", "a_column", "b_column"),
+        [
+            pytest.param({"size": "a_size"}, {"path": "size"}, "size", "path", id="a-renames-away-b-renames-onto"),
+            pytest.param({"path": "a_path"}, {}, "path", "path", id="a-renames-away-b-keeps"),
+        ],
+    )
+    def test_a_name_one_upstream_renames_away_keeps_the_other_upstreams_type(
+        self,
+        store_factory: StoreFactory,
+        graph: mx.FeatureGraph,
+        a_rename: dict[str, str],
+        b_rename: dict[str, str],
+        a_column: str,
+        b_column: str,
+    ) -> None:
+        """Upstream A's integer column is renamed away from a name that upstream B's text column
+        has (or is renamed to): the result's column of that name is B's text, A's under its new name."""
+        a, b = _root("types/a"), _root("types/b")
+        deps = [mx.FeatureDep(feature=a, rename=a_rename), mx.FeatureDep(feature=b, rename=b_rename)]
+        down = _feature("types/down", deps)
+        store = store_factory()
+        with store.open("w"):
+            store.write(a, samples(["s1", "s2"]).with_columns(pl.Series(a_column, [10, 20])))
+            store.write(b, samples(["s1", "s2"]).with_columns(pl.Series(b_column, ["x.mp4", "y.mp4"])))
+            new = collect_to_polars(store.resolve_update(down).new).sort("sample_id")
+        a_name, b_name = a_rename[a_column], b_rename.get(b_column, b_column)
+        assert new.schema[a_name] == pl.Int64 and new.schema[b_name] == pl.String
+        assert new.select(a_name, b_name).rows() == [(10, "x.mp4"), (20, "y.mp4")]
+
+    def test_filters_on_an_upstreams_system_columns(self, store_factory: StoreFactory, graph: mx.FeatureGraph) -> None:
+        """A runtime filter may name any stored column of the upstream (its own provenance, its
+        timestamps), not a column of the same name the resolve computes; a FeatureDep filter names
+        the upstream's versioning columns by their suffixed names."""
+        up = _root("sysfilter/up")
+        down = _feature("sysfilter/down", [up])
+        suffixed = PROVENANCE + up.spec().key.to_column_suffix()
+        store = store_factory()
+        with store.open("w"):
+            store.write(up, samples(["s1", "s2"]))
+            stored = {r["sample_id"]: r[PROVENANCE] for r in rows(store.read(up))}
+            computed = {r["sample_id"]: r[PROVENANCE] for r in rows(store.resolve_update(down).new)}
+            by_upstream = store.resolve_update(down, filters={up: [f"{PROVENANCE} = '{stored['s1']}'"]})
+            by_computed = store.resolve_update(down, filters={up: [f"{PROVENANCE} = '{computed['s1']}'"]})
+            by_time = store.resolve_update(down, global_filters=["metaxy_updated_at IS NOT NULL"])
+            dep_filtered = _feature(
+                "sysfilter/dep", [mx.FeatureDep(feature=up, filters=[f"{suffixed} = '{stored['s2']}'"])]
+            )
+            by_dep_filter = store.resolve_update(dep_filtered)
+        assert stored["s1"] != computed["s1"]
+        assert id_set(by_upstream.new) == {"s1"}
+        assert id_set(by_computed.new) == set()
+        assert id_set(by_time.new) == {"s1", "s2"}
+        assert id_set(by_dep_filter.new) == {"s2"}
+
     # --- data-version overrides (§9.1) -------------------------------------------------------------
 
     def test_data_version_override_stops_downstream_invalidation(

@@ -303,9 +303,12 @@ class ResolveConformance(ConformanceBase):
             vf = _setup(store)
             _materialise(store, vf.transcript)
             inc = store.resolve_update(vf.transcript, skip_comparison=True)
+            stored = collect_to_polars(store.read(vf.transcript)).schema
         assert id_set(inc.new) == {"a", "b", "c"}
         assert len(inc.stale) == 0
         assert len(inc.orphaned) == 0
+        # still the stored rows' columns, as when the comparison runs
+        assert collect_to_polars(inc.orphaned).schema == stored
 
     # --- staleness predicates (§9.10) --------------------------------------------------------------
 

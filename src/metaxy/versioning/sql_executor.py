@@ -185,19 +185,29 @@ def _prepare(
     d: SqlDialect, dep: DepPlan, src: SqlSource, algorithm: HashAlgorithm, length: int, map_mode: bool
 ) -> _Prepared:
     dep.check_stored_columns(src.columns)
+    renames = dep.all_renames
     kept = [name for name in src.columns if name not in UPSTREAM_DROPPED]
     # Only the data-version struct feeds the hashes: the other versioning columns of an upstream are
     # never read after the join, so they are not even de-duplicated (aggregation rebuilds them).
+    # A FeatureDep filter may still name one (under its renamed name): it is read for the filter.
     unused = {c.PROVENANCE_BY_FIELD, c.PROVENANCE, c.DATA_VERSION}
+    dep_filtered = {name for f in dep.filters for name in f.columns}
+    for_dep_filters = [n for n in kept if n in unused and n not in dep.rename and renames.get(n, n) in dep_filtered]
     kept = [name for name in kept if name not in unused or name in dep.rename]
-    base = latest_rows(d, src, _original_ids(dep), dep.feature_version, output=kept)
-    renames = dep.all_renames
+    # A runtime filter may name any stored column (it applies to the stored rows, before the
+    # renames and drops): the columns it names are read for it.
+    runtime_filtered = {name for f in src.filters for name in f.columns}
+    read = [*kept, *for_dep_filters]
+    read += [n for n in src.columns if n in runtime_filtered and n not in read]
+    base = latest_rows(d, src, _original_ids(dep), dep.feature_version, output=read)
     cols = tuple(renames.get(name, name) for name in kept)
-    items = [alias(col(name), renames[name]) if name in renames else col(name) for name in kept]
+    items = [alias(col(name), renames[name]) if name in renames else col(name) for name in [*kept, *for_dep_filters]]
     query = project(base, items, "__metaxy_up")
     condition = filter_condition(d, dep.filters)
     if condition is not None:
         query = select([star()], subquery(query, "__metaxy_dep"), where=condition)
+    if for_dep_filters:
+        query = project(query, [col(name) for name in cols], "__metaxy_dep_cols")
     if dep.select is not None:
         wanted = [name for name in dep.select if name in cols or name not in dep.versioning_columns]
         dep.check_selected(wanted, cols)
