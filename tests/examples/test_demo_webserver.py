@@ -30,6 +30,9 @@ from metaxy._demo.features import build_features
 from metaxy._demo.runner import run_demo
 from metaxy._demo.workdir import Workdir
 
+# One worker runs the module: its module-scoped demo run is set up once, not once per worker.
+pytestmark = pytest.mark.xdist_group("demo_webserver")
+
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "examples" / "multimodal" / "definitions.py"
 WEBSERVER = Path(sys.executable).parent / "dagster-webserver"

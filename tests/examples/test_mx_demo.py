@@ -21,6 +21,9 @@ import metaxy as mx
 from metaxy._demo.features import build_features
 from metaxy._demo.media import CHANNELS
 
+# One worker runs the module: its module-scoped demo run is set up once, not once per worker.
+pytestmark = pytest.mark.xdist_group("mx_demo")
+
 BIN = Path(sys.executable).parent
 N = 40
 SEED = 3

@@ -19,6 +19,9 @@ from test_mx_demo import (  # noqa: F401  (collected here: run against the Click
     test_printed_counts_per_round,
 )
 
+# One worker runs the module: its module-scoped demo run is set up once, not once per worker.
+pytestmark = pytest.mark.xdist_group("mx_demo_clickhouse")
+
 
 @pytest.fixture(scope="module")
 def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -23,6 +23,9 @@ from test_mx_demo import (  # noqa: F401  (collected here: run against the Postg
 from metaxy._demo.features import build_features
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 
+# One worker runs the module: its module-scoped demo run is set up once, not once per worker.
+pytestmark = pytest.mark.xdist_group("mx_demo_postgresql")
+
 
 @pytest.fixture(scope="module")
 def pg_url(postgres_cluster: Any) -> str:

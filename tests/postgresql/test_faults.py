@@ -29,6 +29,9 @@ from metaxy.errors import BackendError
 from metaxy.ext.postgresql import PostgreSQLMetadataStore
 from metaxy.testing.postgres_cluster import PostgresCluster
 
+# One worker runs the module: its module-scoped PostgreSQL cluster starts once, not once per worker.
+pytestmark = pytest.mark.xdist_group("pg_faults")
+
 BIG = 200_000  # rows of the interrupted write: its COPY runs for a good fraction of a second
 
 
