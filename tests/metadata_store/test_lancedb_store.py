@@ -3,6 +3,9 @@ lazy scans, Map/struct columns, configuration, and credentials that never show."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -202,3 +205,55 @@ def test_after_a_failed_first_write_other_column_types_get_a_typed_error_and_dro
         assert store._lance_table(store._table(vf.video.spec().key)) is None
         store.write(vf.video, samples(["b"], ("audio", "frames"), extra=["text"]))
         assert collect_to_polars(store.read(vf.video))["extra"].to_list() == ["text"]
+
+
+# A 4 MiB block allocated, freed and allocated again: glibc's dynamic mmap threshold rises past it at
+# the first free, so the second comes from a heap (and its pages stay resident after the free),
+# unless the threshold is pinned; then it is mapped again. Printed: whether it was (the IS_MMAPPED
+# bit of the chunk's size field) and the knobs the store pinned.
+_PROBE = textwrap.dedent(
+    """
+    import ctypes, sys
+    from metaxy.ext import lancedb
+
+    if sys.argv[2] == "open":
+        with lancedb.LanceDBMetadataStore(sys.argv[1]).open("w"):
+            pass
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(4 << 20))
+    block = libc.malloc(4 << 20)
+    print(bool(ctypes.c_size_t.from_address(block - 8).value & 2), sorted(lancedb._glibc_malloc_pinned or {}))
+    libc.free(block)
+    """
+)
+
+
+@pytest.mark.skipif(not os.confstr("CS_GNU_LIBC_VERSION"), reason="glibc's allocator only")
+@pytest.mark.parametrize(
+    ("step", "env", "expected"),
+    [
+        pytest.param("none", {}, "False []", id="glibc-alone-keeps-the-block-on-a-heap"),
+        pytest.param(
+            "open", {}, "True ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']", id="store-open-pins-both"
+        ),
+        pytest.param(
+            "open", {"MALLOC_MMAP_THRESHOLD_": str(64 << 20)}, "False ['MALLOC_TRIM_THRESHOLD_']", id="user-env-wins"
+        ),
+        pytest.param("open", {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, "False []", id="user-tunables-win"),
+    ],
+)
+def test_opening_a_store_pins_glibcs_mmap_threshold_unless_the_user_set_it(
+    tmp_path: Path, step: str, env: dict[str, str], expected: str
+) -> None:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(tmp_path / "db"), step],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**base, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected

@@ -49,6 +49,14 @@ _BATCH_ROWS = 65_536
 _CREATED_VERSION = 1  # the version create_table commits: the schema, no rows
 _T = TypeVar("_T")
 
+#: glibc ``mallopt`` parameters pinned when a LanceDB store first opens (see
+#: :func:`_pin_glibc_malloc`): environment variable -> (``mallopt`` parameter, value)
+_GLIBC_MALLOC_PINS = {
+    "MALLOC_MMAP_THRESHOLD_": (-3, 256 * 1024),  # M_MMAP_THRESHOLD
+    "MALLOC_TRIM_THRESHOLD_": (-1, 1024 * 1024),  # M_TRIM_THRESHOLD
+}
+_glibc_malloc_pinned: dict[str, int] | None = None
+
 
 class LanceDBMetadataStoreConfig(MetadataStoreConfig):
     """``[stores.<name>.config]`` of a LanceDB store (the common store settings plus these)."""
@@ -111,6 +119,7 @@ class LanceDBMetadataStore(MetadataStore):
     # --- connection ------------------------------------------------------------------------------
     def _open_backend(self, mode: AccessMode) -> None:
         lancedb = _import_lancedb()
+        _pin_glibc_malloc()
         try:
             self._local.backend["db"] = lancedb.connect(self.uri, storage_options=self.storage_options)
         except (OSError, ValueError, RuntimeError) as exc:
@@ -315,6 +324,42 @@ class LanceDBMetadataStore(MetadataStore):
 
 
 # --- module helpers ------------------------------------------------------------------------------
+
+
+def _pin_glibc_malloc() -> dict[str, int]:
+    """Pin glibc's mmap and trim thresholds (once per process; glibc only): the knobs pinned.
+
+    Lance's reader allocates its decoded batches with the C allocator from its own threads. glibc
+    raises its mmap threshold after each large free (up to 32 MiB), so later batches are served
+    from per-thread heaps that keep their pages after Polars has converted and dropped the batches:
+    a 1M-row resolve peaked at up to 2.4 GiB, 3x the DuckDB bound (lance-format/lance#7242 describes
+    the same growth). Pinned at 256 KiB / 1 MiB, large blocks are mapped and unmapped on free: the
+    same resolves peak at 0.8-1.5 GiB, at most 1.9x the bound (benchmarks/README.md). A knob whose
+    environment variable is set (or any ``glibc.malloc`` tunable in ``GLIBC_TUNABLES``) is the
+    user's and is left alone.
+    """
+    global _glibc_malloc_pinned
+    if _glibc_malloc_pinned is not None:
+        return _glibc_malloc_pinned
+    import ctypes
+
+    pinned: dict[str, int] = {}
+    if _glibc_version() is not None and "glibc.malloc." not in os.environ.get("GLIBC_TUNABLES", ""):
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        for env, (param, value) in _GLIBC_MALLOC_PINS.items():
+            if env not in os.environ and mallopt(param, value) == 1:
+                pinned[env] = value
+    _glibc_malloc_pinned = pinned
+    return pinned
+
+
+def _glibc_version() -> str | None:
+    """``"glibc 2.36"`` when this process runs on glibc, else None."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _import_lancedb() -> Any:
