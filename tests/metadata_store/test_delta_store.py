@@ -535,3 +535,48 @@ def test_a_missing_data_file_is_a_typed_error_naming_it(tmp_path: Path, graph: m
         ):
             with pytest.raises(BackendError, match=rf"missing 1 data file.*{data_file.name}.*repair"):
                 call()
+
+
+def test_a_deltalake_call_waits_for_an_append_in_flight(tmp_path: Path, graph: mx.FeatureGraph) -> None:
+    """deltalake pulls an append's batches on its runtime threads (each takes the GIL) while some of
+    its calls wait on that runtime holding the GIL: run together, they deadlock (every thread parked,
+    seen once in the threaded-writers trust test). The store runs one deltalake call at a time: an
+    existence check from another thread waits until the append has committed."""
+    vf = define_video_features()
+    store = DeltaMetadataStore(tmp_path / "delta", auto_create_tables=True)
+    pulled, release = threading.Event(), threading.Event()
+
+    def held(s: pl.Series) -> pl.Series:  # runs inside the append, on a deltalake runtime thread
+        pulled.set()
+        release.wait(60)
+        return s
+
+    rows_ = samples(["a"], ["audio", "frames"]).lazy()
+    blocking = rows_.with_columns(pl.col("sample_id").map_batches(held, return_dtype=pl.String))
+    checked: list[bool] = []
+
+    def write() -> None:
+        with graph.use(), store.open("w"):
+            store.write(vf.video, blocking)
+
+    def check() -> None:
+        with graph.use(), store.open("r"):
+            checked.append(store.has_feature(vf.video))
+
+    with store.open("w"):
+        store.write(vf.video, samples(["seed"], ["audio", "frames"]))
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert pulled.wait(60), "the append never pulled its batches"
+        checker = threading.Thread(target=check)
+        checker.start()
+        checker.join(1.0)
+        assert checker.is_alive() and checked == [], "the check ran beside the append"
+    finally:
+        release.set()
+    writer.join(60)
+    checker.join(60)
+    assert checked == [True]
+    with store.open("r"):
+        assert id_set(store.read(vf.video)) == {"seed", "a"}

@@ -18,6 +18,7 @@ import math
 import os
 import random
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
@@ -58,6 +59,14 @@ _WIDER_SIGNED: dict[Any, pl.DataType] = {
 }
 
 _T = TypeVar("_T")
+
+# One deltalake call of this process at a time. An append streams the frame's batches from a Python
+# generator that deltalake pulls on its runtime threads, each taking the GIL; some deltalake calls
+# (``DeltaTable.is_deltatable`` seen) wait on that runtime while holding the GIL. Run beside an
+# append, the two wait on each other forever (seen in the threaded-writers trust test: four writers
+# and an existence check, every thread parked). Writes of one process are serialised; processes
+# still write concurrently (optimistic commits).
+_DELTALAKE_CALLS = threading.RLock()
 
 
 class DeltaMetadataStoreConfig(MetadataStoreConfig):
@@ -174,7 +183,8 @@ class DeltaMetadataStore(MetadataStore):
     def _table_exists(self, table: str) -> bool:
         deltalake = _import_deltalake()
         try:
-            return bool(deltalake.DeltaTable.is_deltatable(self._uri(table), storage_options=self.storage_options))
+            with _DELTALAKE_CALLS:
+                return bool(deltalake.DeltaTable.is_deltatable(self._uri(table), storage_options=self.storage_options))
         except (deltalake.exceptions.DeltaError, OSError) as exc:
             raise BackendError(
                 f"Cannot check for Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
@@ -184,7 +194,8 @@ class DeltaMetadataStore(MetadataStore):
     def _load(self, table: str) -> DeltaTable:
         deltalake = _import_deltalake()
         try:
-            return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
+            with _DELTALAKE_CALLS:
+                return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
         except deltalake.exceptions.DeltaError as exc:
             raise BackendError(
                 f"Cannot open Delta table '{self._uri(table)}' of {self.display()}: {exc}. "
@@ -194,15 +205,17 @@ class DeltaMetadataStore(MetadataStore):
     def _try_load(self, table: str) -> DeltaTable | None:
         deltalake = _import_deltalake()
         try:
-            return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
+            with _DELTALAKE_CALLS:
+                return deltalake.DeltaTable(self._uri(table), storage_options=self.storage_options)
         except deltalake.exceptions.TableNotFoundError:
             return None
 
     def _scan(self, table: str) -> pl.LazyFrame:
-        dt = self._load(table)
-        if not self._is_uri:
-            _check_data_files(dt, self._uri(table))
-        return pl.scan_delta(dt)
+        with _DELTALAKE_CALLS:
+            dt = self._load(table)
+            if not self._is_uri:
+                _check_data_files(dt, self._uri(table))
+            return pl.scan_delta(dt)
 
     def _append(self, table: str, rows: AppendSource) -> int:
         lf = rows.to_polars()
@@ -267,14 +280,15 @@ class DeltaMetadataStore(MetadataStore):
         # files deletes replaced), not only those removed by a commit.
         deltalake = _import_deltalake()
         try:
-            files = list(
-                self._load(table).vacuum(
-                    retention_hours=math.ceil(retention_hours),  # never younger than asked
-                    dry_run=dry_run,
-                    enforce_retention_duration=False,
-                    full=True,
+            with _DELTALAKE_CALLS:
+                files = list(
+                    self._load(table).vacuum(
+                        retention_hours=math.ceil(retention_hours),  # never younger than asked
+                        dry_run=dry_run,
+                        enforce_retention_duration=False,
+                        full=True,
+                    )
                 )
-            )
             # A dry run also lists files of removed entries that an earlier vacuum already deleted.
             return self._existing(table, files) if dry_run and files else files
         except (deltalake.exceptions.DeltaError, OSError) as exc:
@@ -298,7 +312,8 @@ class DeltaMetadataStore(MetadataStore):
         deltalake = _import_deltalake()
         for n in range(1, _MAX_COMMIT_ATTEMPTS + 1):
             try:
-                return attempt()
+                with _DELTALAKE_CALLS:
+                    return attempt()
             except deltalake.exceptions.CommitFailedError as exc:
                 if n == _MAX_COMMIT_ATTEMPTS:
                     raise BackendError(
