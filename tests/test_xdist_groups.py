@@ -47,9 +47,10 @@ def test_each_xdist_group_runs_on_one_worker(tmp_path: Path) -> None:
         env={**os.environ, "WHERE_LOG": str(log)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = log.read_text().splitlines()
     workers: dict[str, set[str]] = defaultdict(set)
-    for line in log.read_text().splitlines():
+    for line in lines:
         group, worker = line.split()
         workers[group].add(worker)
-    assert sum(1 for line in log.read_text().splitlines()) == 16
+    assert len(lines) == 16
     assert {group: len(ws) for group, ws in workers.items()} == {"alpha": 1, "beta": 1}, dict(workers)
