@@ -51,10 +51,12 @@ def median_times(fns, rounds: int) -> list[float]:
 
 
 def _latest(table: str, version: str, columns: str) -> str:
-    """The latest row per sample of one feature version, with metaxy's order and tie-breaks."""
+    """The latest row per sample of one feature version, with metaxy's order and tie-breaks; sorted
+    by ``sample_uid`` first, the tables' sorting key, so ClickHouse reads them in key order and
+    sorts only each sample's rows (as metaxy's statement does)."""
     return (
         f"SELECT sample_uid, {columns} FROM \"{table}\" WHERE metaxy_feature_version = '{version}' "
-        "ORDER BY coalesce(metaxy_deleted_at, metaxy_updated_at) DESC, "
+        "ORDER BY sample_uid, coalesce(metaxy_deleted_at, metaxy_updated_at) DESC, "
         "metaxy_data_version DESC, metaxy_provenance DESC LIMIT 1 BY sample_uid"
     )
 

@@ -17,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import metaxy as mx
-from metaxy.errors import BackendError, InvalidConfigError
+from metaxy.errors import BackendError, InvalidConfigError, MetaxyWarning
 from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.ext.clickhouse._config import parse_target
 from metaxy.ext.clickhouse.store import STAGE_PREFIX
@@ -372,3 +372,61 @@ def test_the_dialect_hashes_like_the_published_vectors_and_the_python_reference(
             assert got == hash_string(algorithm, text, 64)
             if text in VECTORS[algorithm]:
                 assert got == VECTORS[algorithm][text]
+
+
+class ClipNote(
+    mx.BaseFeature, spec=mx.FeatureSpec(key="ch/clip_note", id_columns=["sid"], deps=[Clip], fields=["audio"])
+):
+    sid: str
+
+
+def _increment_and_sql(store: ClickHouseMetadataStore) -> tuple[dict[str, pl.DataFrame], str]:
+    sent: list[str] = []
+    query = store.transport.query_arrow
+
+    def spy(sql: str) -> Any:
+        sent.append(sql)
+        return query(sql)
+
+    store.transport.query_arrow = spy  # type: ignore[method-assign]
+    try:
+        inc = store.resolve_update(ClipNote, versioning_engine="native").to_polars()
+    finally:
+        store.transport.query_arrow = query  # type: ignore[method-assign]
+    parts = {"new": inc.new, "stale": inc.stale, "orphaned": inc.orphaned}
+    return {k: v.sort("sid") for k, v in parts.items()}, next(s for s in sent if "__metaxy_kind" in s)
+
+
+def test_orphans_are_carried_for_small_tables_and_fetched_back_for_large_ones(
+    chdb_engine_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to CARRY_MAX_ROWS stored rows the comparison carries them (one packed tuple per row),
+    above it orphaned rows are fetched back by row number: the same increment either way. The row
+    count the choice reads is cached and follows this process's writes."""
+    from metaxy.ext.clickhouse import store as ch_store
+
+    store = _store(chdb_engine_path)
+    with store.open("w"):
+        store.write(Clip, _rows(6))
+        store.write(ClipNote, store.resolve_update(ClipNote).to_polars().new)
+        assert store._row_count("ch__clip_note") == 6
+        assert store.delete(Clip, "sid = 's0'", soft=False) == 1
+        store.write(
+            Clip, pl.DataFrame({"sid": ["s1"], "metaxy_provenance_by_field": [{"audio": "new", "frames": "f1"}]})
+        )
+        carried, carried_sql = _increment_and_sql(store)
+        assert "__metaxy_orow" in carried_sql and "_part_offset" not in carried_sql
+        assert carried["orphaned"]["sid"].to_list() == ["s0"] and carried["stale"]["sid"].to_list() == ["s1"]
+        stored = store.read(ClipNote).collect().to_polars().filter(pl.col("sid") == "s0")
+        assert_frame_equal(carried["orphaned"], stored.select(carried["orphaned"].columns))
+
+        monkeypatch.setattr(ch_store, "CARRY_MAX_ROWS", 5)  # the 6 stored rows are now "large"
+        fetched, fetched_sql = _increment_and_sql(store)
+        assert "_part_offset" in fetched_sql and "__metaxy_orow" not in fetched_sql
+        for part in ("new", "stale", "orphaned"):
+            assert_frame_equal(fetched[part], carried[part])
+
+        more = pl.DataFrame({"sid": ["s10", "s11"], "metaxy_provenance_by_field": [{"audio": "a"}] * 2})
+        with pytest.warns(MetaxyWarning, match="without 'metaxy_provenance'"):
+            store.write(ClipNote, more)
+        assert store._row_count("ch__clip_note") == 8  # the write invalidated the cached 6

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from metaxy.ext.clickhouse import ClickHouseMetadataStore
+from metaxy.ext.clickhouse import store as ch_store
 from metaxy.testing import MetadataStoreConformance, TrustConformance
+from metaxy.testing.conformance import LineageConformance, ResolveConformance
 
 _databases = itertools.count()
 
@@ -52,3 +54,13 @@ class TestClickHouseTrust(TrustConformance):
     @pytest.fixture
     def store_factory(self, chdb_engine_path: str, created_databases: list[str]) -> Any:
         return _factory(chdb_engine_path, created_databases, shared=True)
+
+
+class TestClickHouseFetchedBack(ResolveConformance, LineageConformance):
+    """The resolve and lineage catalogues with orphaned rows fetched back by row number, the form
+    of stored tables above ``CARRY_MAX_ROWS`` rows (the small tables above have them carried)."""
+
+    @pytest.fixture
+    def store_factory(self, chdb_engine_path: str, created_databases: list[str], monkeypatch: Any) -> Any:
+        monkeypatch.setattr(ch_store, "CARRY_MAX_ROWS", -1)
+        return _factory(chdb_engine_path, created_databases, shared=False)

@@ -21,6 +21,7 @@ import pytest
 import sqlglot
 
 import metaxy as mx
+from metaxy.ext.clickhouse._resolve import unpacked
 from metaxy.metadata_store import InMemoryMetadataStore
 from metaxy.metadata_store._native_resolve import with_copies
 from metaxy.models import constants as c
@@ -29,7 +30,7 @@ from metaxy.sql import ClickHouseDialect, PostgresDialect, SqlDialect, SqlSource
 from metaxy.sql import statements as st
 from metaxy.versioning.hashing import HashAlgorithm
 from metaxy.versioning.plan import compile_plan
-from metaxy.versioning.sql_executor import KIND, CompiledResolve, compile_resolve, orphan_column
+from metaxy.versioning.sql_executor import KIND, ORPHAN_ROW, CompiledResolve, compile_resolve, orphan_column
 
 LINEAGES = ["identity", "expansion", "aggregation"]
 TARGET_FILTER = "note IS NULL OR note != 'skip'"
@@ -117,7 +118,13 @@ def map_mode(request: pytest.FixtureRequest) -> Iterator[bool]:
 
 
 def _compile(
-    d: SqlDialect, down: Any, tables: dict[str, pl.DataFrame], algorithm: HashAlgorithm, map_mode: bool
+    d: SqlDialect,
+    down: Any,
+    tables: dict[str, pl.DataFrame],
+    algorithm: HashAlgorithm,
+    map_mode: bool,
+    *,
+    carry: bool = False,
 ) -> CompiledResolve:
     plan = compile_plan(mx.FeatureGraph.get_active(), down.spec().key)
     ups = [SqlSource(dep.feature.table_name, tuple(tables[dep.feature.table_name].columns)) for dep in plan.deps]
@@ -126,7 +133,7 @@ def _compile(
     stored = tables[plan.feature.table_name]
     current = SqlSource(plan.feature.table_name, tuple(stored.columns), (target,), tuple(sorted(target.columns)))
     return compile_resolve(
-        d, plan, ups, current, algorithm=algorithm, length=8, predicates=[predicate], map_mode=map_mode
+        d, plan, ups, current, algorithm=algorithm, length=8, predicates=[predicate], map_mode=map_mode, carry=carry
     )
 
 
@@ -211,7 +218,7 @@ def _rows(frame: pl.DataFrame, columns: list[str]) -> list[tuple[Any, ...]]:
 
 
 def _run_on_chdb(sess: Any, compiled: CompiledResolve) -> dict[str, pl.DataFrame]:
-    table = sess.query(ClickHouseDialect().render(compiled.increment), "ArrowTable")  # type: ignore[arg-type]
+    table = unpacked(sess.query(ClickHouseDialect().render(compiled.increment), "ArrowTable"))  # type: ignore[arg-type]
     df = pl.from_arrow(table)
     assert isinstance(df, pl.DataFrame)
     kinds = df.get_column(KIND)
@@ -233,29 +240,51 @@ def _compare(got: dict[str, pl.DataFrame], want: dict[str, pl.DataFrame], down: 
     assert _rows(got["orphaned"], [*ids, c.PROVENANCE]) == _rows(want["orphaned"], [*ids, c.PROVENANCE])
 
 
-class _WholeRowsClickHouse(ClickHouseDialect):
-    """ClickHouse as a dialect without a row identity: orphaned rows carry every stored column
-    through the comparison (the executor's path for engines that have none)."""
+class _ColumnsClickHouse(ClickHouseDialect):
+    """ClickHouse as a dialect without a row identity or packed rows: orphaned rows carry every
+    stored column through the comparison, one column each (the executor's path for such engines)."""
 
     row_identity = None  # type: ignore[assignment]
 
     def row_id(self) -> None:  # type: ignore[override]
         return None
 
+    def pack_row(self, values: Any) -> None:
+        return None
 
-@pytest.mark.parametrize("dialect", [ClickHouseDialect(), _WholeRowsClickHouse()], ids=["row-identity", "whole-rows"])
+
+@pytest.mark.parametrize(
+    ("dialect", "carry"),
+    [(ClickHouseDialect(), False), (ClickHouseDialect(), True), (_ColumnsClickHouse(), False)],
+    ids=["fetched-back", "carried-packed", "carried-columns"],
+)
 @pytest.mark.parametrize("lineage", LINEAGES)
 def test_clickhouse_resolve_on_chdb_equals_the_polars_executor(
-    lineage: str, dialect: ClickHouseDialect, map_mode: bool, chdb_session: Any, tmp_path: Path, graph: mx.FeatureGraph
+    lineage: str,
+    dialect: ClickHouseDialect,
+    carry: bool,
+    map_mode: bool,
+    chdb_session: Any,
+    tmp_path: Path,
+    graph: mx.FeatureGraph,
 ) -> None:
+    """Each way orphaned rows get their stored columns: fetched back by row number, carried through
+    the comparison packed in one tuple (the store's choice for small tables), or column by column
+    (a dialect with neither a row identity nor packing)."""
     warnings.simplefilter("ignore")
     d = dialect
     down, store, tables = _scenario(lineage, HashAlgorithm.MD5)
     want = _reference(store, down)
     assert all(want[p].height for p in ("new", "stale", "orphaned")), "the history must produce every part"
     _load(chdb_session, d, tables, tmp_path)
-    got = _run_on_chdb(chdb_session, _compile(d, down, tables, HashAlgorithm.MD5, map_mode))
-    _compare(got, want, down)
+    compiled = _compile(d, down, tables, HashAlgorithm.MD5, map_mode, carry=carry)
+    sql = d.render(compiled.increment)  # type: ignore[arg-type]
+    assert (ORPHAN_ROW in sql) == carry and ("_part_offset" in sql) == (not carry and d.row_identity is not None)
+    _compare(_run_on_chdb(chdb_session, compiled), want, down)
+    # the orphaned part as its own statement (the part's stored columns picked out of the row)
+    orphaned = pl.from_arrow(chdb_session.query(d.render(compiled.part("orphaned")), "ArrowTable"))
+    assert isinstance(orphaned, pl.DataFrame)
+    _compare({**_run_on_chdb(chdb_session, compiled), "orphaned": orphaned}, want, down)
 
 
 @pytest.mark.parametrize("algorithm", [HashAlgorithm.SHA256, HashAlgorithm.XXHASH64, HashAlgorithm.XXHASH32])

@@ -68,11 +68,14 @@ def prepare(
     strict: bool,
     engine: str,
     types: bool = False,
+    carry: Callable[[str], bool] | None = None,
 ) -> NativeResolve | None:
     """The resolve rendered in ``dialect``, or None when it runs in Polars instead.
 
     ``engine`` names the engine in the messages (``"PostgreSQL"``); ``types``: read every table's
-    schema (not only its column names) to fill :attr:`NativeResolve.known`.
+    schema (not only its column names) to fill :attr:`NativeResolve.known`; ``carry(table)``: whether
+    the comparison carries the stored table's columns (see ``sql_executor._increment``) rather than
+    fetching orphaned rows back by row identity.
 
     Raises:
         VersioningEngineMismatchError: ``strict`` and the resolve cannot run in the engine.
@@ -146,6 +149,7 @@ def prepare(
         length=request.settings.hash_length,
         predicates=predicates,
         map_mode=request.settings.map_mode,
+        carry=current is not None and carry is not None and carry(target),
     )
     return NativeResolve(rendered, known, stored_schema)
 
@@ -158,9 +162,20 @@ def prepare(
 Fetch = Callable[[str, dict[str, pl.DataType]], pl.DataFrame]
 
 
+def pick(df: pl.DataFrame, columns: Sequence[tuple[str, str]], rows: pl.Series | None = None) -> pl.DataFrame:
+    """``df``'s column ``source`` as ``name``, for each ``(name, source)`` (of the ``rows`` where that
+    mask is true): Series operations, no query plan (a few Polars selects cost more than the small
+    increments they pick from)."""
+    by_name = {s.name: s for s in df.get_columns()}
+    picked = [by_name[source].alias(name) for name, source in columns]
+    if rows is not None:
+        picked = [s.filter(rows) for s in picked]
+    return pl.DataFrame(picked)
+
+
 def with_copies(df: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
     """Re-create the copies a fetch left out; the columns in the order of ``names``."""
-    return df.with_columns(pl.col(src).alias(dst) for dst, src in COPIES.items()).select(names)
+    return pick(df, [(n, COPIES.get(n, n)) for n in names])
 
 
 def fetched_increment(
@@ -197,13 +212,16 @@ def fetched_increment(
         else:
             assert stored_schema is not None
             orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
-            full = {**expected_schema, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-            df = fetch_computed("increment", full)
+            computed = {n: t for n, t in expected_schema.items() if n not in COPIES}
+            full = {**computed, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
+            df = fetch("increment", full)
             kinds = df.get_column(KIND)
+            increment = [(n, COPIES.get(n, n)) for n in names]
+            orphaned_columns = [(n, o) for o, n in orphans.items()]
             parts = (
-                df.filter(kinds == "new").select(names),
-                df.filter(kinds == "stale").select(names),
-                df.filter(kinds == "orphaned").select(pl.col(o).alias(n) for o, n in orphans.items()),
+                pick(df, increment, kinds == "new"),
+                pick(df, increment, kinds == "stale"),
+                pick(df, orphaned_columns, kinds == "orphaned"),
             )
         cache.append(parts)
         return parts

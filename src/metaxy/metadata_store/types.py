@@ -143,8 +143,13 @@ def _failure_dtypes() -> dict[str, Any]:
 
 
 def _empty_failed_polars(like: pl.DataFrame | None) -> pl.DataFrame:
-    schema = pl.Schema(like.schema if like is not None else {})
-    return pl.DataFrame(schema={**schema, **_failure_dtypes()})
+    failure = pl.DataFrame(schema=_failure_dtypes())
+    if like is None:
+        return failure
+    head = like.clear()
+    if any(n in head.schema for n in failure.columns):  # the failure columns' types win
+        head = head.drop(failure.columns)
+    return head.hstack(failure.get_columns())
 
 
 def _empty_failed(new: Any) -> Any:
