@@ -1,7 +1,8 @@
 """The ClickHouse store beyond the conformance suite: connection strings and masking, the server
-transport up to the wire (no ClickHouse server can be installed here: a closed port on 127.0.0.1
-gives a typed error), one chdb engine directory per process and processes taking turns on it,
-atomic staged appends, Map and Struct round trips, and the statements it sends."""
+transport's connection against a real server (Debian's clickhouse-server 18.16, the only one that
+installs here: too old for a resolve) and up to the wire (a closed port on 127.0.0.1 gives a typed
+error), one chdb engine directory per process and processes taking turns on it, atomic staged
+appends, Map and Struct round trips, the two forms of orphaned rows, and the statements it sends."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from metaxy.ext.clickhouse import ClickHouseMetadataStore
 from metaxy.ext.clickhouse._config import parse_target
 from metaxy.ext.clickhouse.store import STAGE_PREFIX
 from metaxy.testing.processes import run_together
+
+from .conftest import Server
 
 _dbs = itertools.count()
 SECRET = "s3cr3t-Pa55word"
@@ -109,6 +112,58 @@ def test_a_closed_port_gives_a_typed_error_without_the_password() -> None:
     ):
         pass
     assert SECRET not in str(info.value) and SECRET not in repr(info.value.__cause__)
+
+
+@pytest.mark.xdist_group("clickhouse_server")
+def test_a_real_server_refuses_a_wrong_password_with_a_typed_error_without_it(clickhouse_server: Server) -> None:
+    wrong = "Not-the-Pa55word"
+    url = f"clickhouse+http://{clickhouse_server.user}:{wrong}@127.0.0.1:{clickhouse_server.port}/default"
+    store = ClickHouseMetadataStore(url, connect_timeout=5)
+    with pytest.raises(BackendError, match=r"Connecting on .* failed: .*Wrong password") as info, store.open("r"):
+        pass
+    text = str(info.value)
+    assert "check the user, the password and the database" in text  # not the unreachable-server hint
+    assert wrong not in text and clickhouse_server.password not in text and info.value.__cause__ is None
+
+
+@pytest.mark.xdist_group("clickhouse_server")
+def test_a_real_server_too_old_for_metaxy_is_refused_with_the_version_needed(clickhouse_server: Server) -> None:
+    """Debian's server (18.16) answers, but clickhouse-connect's start-up query fails on it: the
+    error says what metaxy needs, and the data written so far (none) is safe."""
+    assert int(clickhouse_server.version.split(".")[0]) < 25, clickhouse_server.version
+    url = (
+        f"clickhouse+http://{clickhouse_server.user}:{clickhouse_server.password}"
+        f"@127.0.0.1:{clickhouse_server.port}/meta"
+    )
+    store = ClickHouseMetadataStore(url, connect_timeout=5, auto_create_tables=True)
+    with (
+        pytest.raises(BackendError, match=r"Connecting on .* failed: .*ClickHouse 25\.x or later") as info,
+        store.open("w"),
+    ):
+        pass
+    assert clickhouse_server.password not in str(info.value)
+
+
+class _OldServer:
+    """A server that answers the check but lacks a setting (ClickHouse 24.x): a fault no server
+    here can give for real (Debian's 18.16 fails earlier, in clickhouse-connect's own start-up)."""
+
+    def query_arrow(self, sql: str) -> Any:
+        import pyarrow as pa
+
+        assert "system.settings" in sql and "version()" in sql
+        return pa.table({"v": ["24.3.1.1"], "known": [["join_use_nulls", "prefer_column_name_to_alias"]]})
+
+
+def test_the_server_check_names_the_version_and_the_missing_settings(chdb_engine_path: str) -> None:
+    from metaxy.ext.clickhouse._transport import TransportError, check_server
+
+    with pytest.raises(TransportError, match=r"server 24\.3\.1\.1 lacks the settings enable_shared_storage") as info:
+        check_server(_OldServer())  # type: ignore[arg-type]
+    assert info.value.hint is not None and "25.x or later" in info.value.hint
+    store = _store(chdb_engine_path)
+    with store.open("r"):
+        check_server(store.transport)  # the embedded engine (26.9) has every setting the statements set
 
 
 # --- the embedded engine ------------------------------------------------------------------------------

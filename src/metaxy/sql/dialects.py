@@ -335,6 +335,16 @@ class ClickHouseDialect(SqlDialect):
     ``prefer_column_name_to_alias = 1`` so outer joins fill NULLs and names resolve as in SQL."""
 
     name = "clickhouse"
+    #: Set on every statement. SQL semantics: outer joins fill NULLs, and a name means the source's
+    #: column before a select-list alias of that name (by default ClickHouse reads
+    #: `SELECT b AS a, a AS c` as c = b, and `WHERE a` as the alias); every read of a table in one
+    #: statement sees one snapshot of its parts (the row identity's stability). A server must know
+    #: them all (ClickHouse 25.x or later): the store checks when it connects.
+    statement_settings: ClassVar[dict[str, int]] = {
+        "join_use_nulls": 1,
+        "prefer_column_name_to_alias": 1,
+        "enable_shared_storage_snapshot_in_query": 1,
+    }
     hash_algorithms = frozenset(
         {HashAlgorithm.MD5, HashAlgorithm.SHA256, HashAlgorithm.XXHASH64, HashAlgorithm.XXHASH32}
     )
@@ -356,17 +366,12 @@ class ClickHouseDialect(SqlDialect):
             if any(isinstance(e, exp.Column) and e.args.get("table") is not None for e in items):
                 query.set("expressions", [_named(e) for e in items])
         if isinstance(statement, exp.Select) and not statement.args.get("settings"):
-            # SQL semantics: outer joins fill NULLs, and a name means the source's column before a
-            # select-list alias of that name (by default ClickHouse reads `SELECT b AS a, a AS c`
-            # as c = b, and `WHERE a` as the alias)
-            settings = {
-                "join_use_nulls": 1,
-                "prefer_column_name_to_alias": 1,
-                "enable_shared_storage_snapshot_in_query": 1,  # every read of a table: one snapshot
-            }
             statement.set(
                 "settings",
-                [exp.EQ(this=exp.Column(this=exp.Identifier(this=k)), expression=lit(v)) for k, v in settings.items()],
+                [
+                    exp.EQ(this=exp.Column(this=exp.Identifier(this=k)), expression=lit(v))
+                    for k, v in self.statement_settings.items()
+                ],
             )
         return statement
 

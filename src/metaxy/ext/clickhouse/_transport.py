@@ -34,11 +34,21 @@ __all__ = ["ChdbTransport", "HttpTransport", "Transport", "TransportError", "ope
 
 
 class TransportError(Exception):
-    """A failed engine call; ``unavailable`` when the engine could not be reached at all."""
+    """A failed engine call; ``unavailable`` when the engine could not be reached at all; ``hint``
+    the transport's own advice (else the store's, by ``unavailable``)."""
 
-    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+    def __init__(self, message: str, *, unavailable: bool = False, hint: str | None = None) -> None:
         super().__init__(message)
         self.unavailable = unavailable
+        self.hint = hint
+
+
+#: A server that answers but refuses the connection: credentials, database, or a server too old
+#: for clickhouse-connect's own start-up queries.
+CONNECT_HINT = (
+    "Hint: check the user, the password and the database, and that the server runs ClickHouse 25.x or "
+    "later (metaxy's SQL needs it); or use the embedded engine, chdb:///abs/dir."
+)
 
 
 class Transport(ABC):
@@ -315,9 +325,16 @@ class HttpTransport(Transport):
                     bootstrap.close()
             self._client = clickhouse_connect.get_client(database=target.database, **common)
         except ClickHouseError as exc:
-            raise TransportError(str(exc).strip(), unavailable=_unreachable(exc)) from None
+            unreachable = _unreachable(exc)
+            hint = None if unreachable else CONNECT_HINT
+            raise TransportError(str(exc).strip(), unavailable=unreachable, hint=hint) from None
         except OSError as exc:
             raise TransportError(str(exc).strip(), unavailable=True) from None
+        try:
+            check_server(self)
+        except BaseException:
+            self._client.close()
+            raise
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -343,6 +360,21 @@ class HttpTransport(Transport):
 
     def close(self) -> None:
         self._client.close()
+
+
+def check_server(transport: Transport) -> None:
+    """Refuse a server that lacks a setting the dialect's statements set (ClickHouse before 25.x),
+    naming its version: its first resolve would fail, less clearly."""
+    wanted = sorted(_Dialect.statement_settings)
+    names = ", ".join(f"'{n}'" for n in wanted)
+    row = transport.query_arrow(f"SELECT version(), groupArray(name) FROM system.settings WHERE name IN ({names})")
+    version, known = row.column(0)[0].as_py(), set(row.column(1)[0].as_py())
+    missing = [n for n in wanted if n not in known]
+    if missing:
+        raise TransportError(
+            f"the ClickHouse server {version} lacks the settings {', '.join(missing)} that metaxy's statements set",
+            hint="Hint: use ClickHouse 25.x or later, or the embedded engine (chdb:///abs/dir).",
+        )
 
 
 def _unreachable(exc: BaseException) -> bool:

@@ -154,7 +154,7 @@ class ClickHouseMetadataStore(MetadataStore):
         secret = self._target.password.get_secret_value()
         if secret:
             text = text.replace(secret, "***")
-        hint = (
+        hint = exc.hint or (
             "Hint: check that the ClickHouse server is running and reachable; nothing of this operation was written."
             if exc.unavailable
             else "Hint: check the table's schema and the user's permissions."
