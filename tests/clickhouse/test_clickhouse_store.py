@@ -287,6 +287,45 @@ def _impatient_open(ctx: Any, path: str, out: Any) -> str:
     return str(message)
 
 
+def _cache_across_turns(path: str, go: Any, out: Any) -> None:
+    """Caches the table's schema and row count, closes, then (once another process wrote) reopens."""
+    store = ClickHouseMetadataStore(f"chdb://{path}?database=epoch", auto_create_tables=True, lock_timeout=60)
+    with store.open("w"):
+        store.write(Clip, _rows(3))
+        out.put((store._row_count("ch__clip"), "extra" in store._table_schema("ch__clip")))
+    out.put("closed")
+    go.wait(120)
+    with store.open("r"):
+        out.put((store._row_count("ch__clip"), "extra" in store._table_schema("ch__clip")))
+
+
+def _write_with_a_new_column(path: str, start: Any) -> None:
+    start.wait()
+    store = ClickHouseMetadataStore(f"chdb://{path}?database=epoch", lock_timeout=60)
+    with store.open("w"):
+        store.write(Clip, _rows(4, start=10).with_columns(pl.lit("x").alias("extra")))
+
+
+def test_a_process_taking_the_directory_again_forgets_what_it_cached(tmp_path: Any) -> None:
+    """Another process may write while this one has the directory closed: the schema and the row
+    count cached before are dropped when the directory is taken again (else the new column would be
+    invisible and the row count, which picks the orphans' form, stale)."""
+    ctx = mp.get_context("spawn")
+    go, out = ctx.Event(), ctx.Queue()
+    first = ctx.Process(target=_cache_across_turns, args=(str(tmp_path), go, out))
+    first.start()
+    try:
+        assert out.get(timeout=120) == (3, False)
+        assert out.get(timeout=120) == "closed"
+        run_together(_write_with_a_new_column, [(str(tmp_path),)], timeout=120)
+        go.set()
+        assert out.get(timeout=120) == (7, True)
+    finally:
+        first.join(timeout=60)
+        if first.is_alive():
+            first.kill()
+
+
 def test_writer_processes_take_turns_on_one_engine_directory_and_lose_nothing(tmp_path: Any) -> None:
     run_together(_take_turns, [(str(tmp_path), w) for w in range(N_PROCESSES)], timeout=180)
     ctx = mp.get_context("spawn")
@@ -485,3 +524,19 @@ def test_orphans_are_carried_for_small_tables_and_fetched_back_for_large_ones(
         with pytest.warns(MetaxyWarning, match="without 'metaxy_provenance'"):
             store.write(ClipNote, more)
         assert store._row_count("ch__clip_note") == 8  # the write invalidated the cached 6
+        sent: list[str] = []
+        query = store.transport.query_arrow
+
+        def spy(sql: str) -> Any:
+            sent.append(sql)
+            return query(sql)
+
+        store.transport.query_arrow = spy  # type: ignore[method-assign]
+        try:
+            assert store._row_count("ch__clip_note") == 8 and not sent  # cached: no catalog query
+            assert store.delete(ClipNote, "sid = 's10'", soft=False) == 1
+            sent.clear()
+            store._row_count("ch__clip_note")
+            assert any("total_rows" in q for q in sent)  # the delete invalidated it
+        finally:
+            store.transport.query_arrow = query  # type: ignore[method-assign]

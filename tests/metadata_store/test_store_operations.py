@@ -153,3 +153,18 @@ def test_buffered_writer_uses_the_graph_of_its_creator(make_store: StoreMaker) -
     writer.put({"ops/raw": _raw(["a", "b"])})
     written: dict[Any, int] = writer.stop()
     assert written == {mx.FeatureKey("ops/raw"): 2}
+
+
+def test_an_upstream_column_named_like_a_failure_column(make_store: StoreMaker, graph: mx.FeatureGraph) -> None:
+    """The increment's empty ``failed`` frame is ``new``'s columns plus the failure columns: a user
+    column of a failure column's name is retyped where it stands, not duplicated or refused."""
+    raw, down = _define()
+    store = make_store()
+    with store.open("w"):
+        store.write(raw, _raw(["a", "b"]).with_columns(pl.lit(7).alias("metaxy_error")))
+        inc = store.resolve_update(down)
+        new, failed = inc.new.to_polars(), inc.failed.to_polars()
+    assert new.height == 2 and new.schema["metaxy_error"] == pl.Int32
+    assert failed.height == 0
+    assert failed.columns == [*new.columns, "metaxy_error_type", "metaxy_failed_at"]
+    assert failed.schema["metaxy_error"] == pl.String

@@ -143,13 +143,13 @@ def _failure_dtypes() -> dict[str, Any]:
 
 
 def _empty_failed_polars(like: pl.DataFrame | None) -> pl.DataFrame:
-    failure = pl.DataFrame(schema=_failure_dtypes())
+    failure = _failure_dtypes()
     if like is None:
-        return failure
+        return pl.DataFrame(schema=failure)
     head = like.clear()
-    if any(n in head.schema for n in failure.columns):  # the failure columns' types win
-        head = head.drop(failure.columns)
-    return head.hstack(failure.get_columns())
+    if any(n in head.schema for n in failure):  # a user column of that name: retyped where it stands
+        return pl.DataFrame(schema={**head.schema, **failure})
+    return head.hstack([pl.Series(n, [], dtype=t) for n, t in failure.items()])  # no query plan
 
 
 def _empty_failed(new: Any) -> Any:

@@ -380,7 +380,9 @@ class ClickHouseDialect(SqlDialect):
     ) -> exp.Select:
         # Sorted by the ids first: a table whose sorting key is the id columns (every table metaxy
         # creates) is read in key order and only each id's rows are sorted by ``order``, not the
-        # whole table (1M rows: 2.4x faster than one sort by ``order``; the same first row per id).
+        # whole table (1M rows: 2.4x faster than one sort by ``order``). The first row per id is
+        # the one ``order`` puts first; ids that compare equal are one group (float 0.0 and -0.0,
+        # as in Polars, where LIMIT BY's hashing had made them two).
         ids = [exp.Ordered(this=col(p), desc=False) for p in partition]
         query.set("order", exp.Order(expressions=[*ids, *order]))
         query.set("limit", exp.Limit(expression=lit(1), expressions=[col(p) for p in partition]))

@@ -82,6 +82,7 @@ _engine_lock = threading.Lock()
 _engine_path: str | None = None
 _users = 0  # this process's open ChdbTransports
 _directory_lock: int | None = None  # the fd of <dir>/.metaxy-engine.lock, held while _users > 0
+_epoch = 0  # how many times this process took the directory (other processes may write in between)
 LOCK_FILE = ".metaxy-engine.lock"
 _log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ _log = logging.getLogger(__name__)
 def engine_path() -> str | None:
     """The data directory of this process's chdb engine (None before the first chdb store opened)."""
     return _engine_path
+
+
+def engine_epoch() -> int:
+    """Changes each time this process takes its engine's directory: what it cached of the tables
+    before may have been changed by another process since."""
+    return _epoch
 
 
 class ChdbTransport(Transport):
@@ -101,7 +108,7 @@ class ChdbTransport(Transport):
     ``lock_timeout`` seconds, then raises :class:`StoreBusyError`."""
 
     def __init__(self, path: str, database: str, *, create_database: bool = True, lock_timeout: float = 30.0) -> None:
-        global _engine_path, _users, _directory_lock
+        global _engine_path, _users, _directory_lock, _epoch
 
         deadline = time.monotonic() + lock_timeout
         if not _engine_lock.acquire(timeout=min(lock_timeout, threading.TIMEOUT_MAX)):
@@ -117,6 +124,7 @@ class ChdbTransport(Transport):
             first = _users == 0 and path != ":memory:"
             if first:
                 _directory_lock = _lock_directory(path, deadline, lock_timeout)
+                _epoch += 1
             try:
                 self._conn = _connect_waiting(path, deadline, lock_timeout)
             except BaseException:

@@ -40,7 +40,7 @@ from metaxy.sql.dialects import ClickHouseDialect
 from metaxy.sql.statements import SqlSource
 from metaxy.versioning.hashing import HashAlgorithm
 
-from . import _types
+from . import _transport, _types
 from ._config import ClickHouseMetadataStoreConfig, Target, parse_target
 from ._transport import Transport, TransportError, open_transport
 
@@ -52,6 +52,7 @@ _table_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _table_locks_guard = threading.Lock()
 _schema_cache: dict[tuple[str, str, str], pl.Schema | None] = {}
 _rows_cache: dict[tuple[str, str, str], int] = {}  # the embedded engine's tables' row counts
+_cache_state = {"epoch": 0, "changes": 0}  # the engine epoch the caches hold; invalidations so far
 #: A resolve carries the stored columns through its comparison when the stored table holds at most
 #: this many rows (all versions), and fetches orphaned rows back by row number above it: measured
 #: equal at 100k rows, carrying ~10% faster at 10k and ~20% slower at 1M (benchmarks/clickhouse.py).
@@ -223,9 +224,20 @@ class ClickHouseMetadataStore(MetadataStore):
         return sorted(rows.column(0).to_pylist()) if rows.num_columns else []
 
     def _cache_key(self, name: str) -> tuple[str, str, str] | None:
-        """Key of the process-wide schema cache: only for the embedded engine, where every writer of
-        the data directory is in this process (and invalidates the entry on DDL)."""
-        return (self._target.path or "", self._target.database, name) if self.embedded else None
+        """Key of the process-wide schema and row-count caches: only for the embedded engine, where
+        every writer of the data directory is this process while it holds the directory (it
+        invalidates an entry on DDL and writes); emptied when the process takes the directory
+        again, as other processes may have written in between."""
+        if not self.embedded:
+            return None
+        epoch = _transport.engine_epoch()
+        if epoch != _cache_state["epoch"]:
+            with _table_locks_guard:
+                if epoch != _cache_state["epoch"]:
+                    _schema_cache.clear()
+                    _rows_cache.clear()
+                    _cache_state["epoch"] = epoch
+        return (self._target.path or "", self._target.database, name)
 
     def _schema_changed(self, name: str) -> None:
         key = self._cache_key(name)
@@ -233,12 +245,14 @@ class ClickHouseMetadataStore(MetadataStore):
             with _table_locks_guard:
                 _schema_cache.pop(key, None)
                 _rows_cache.pop(key, None)
+                _cache_state["changes"] += 1
 
     def _rows_changed(self, name: str) -> None:
         key = self._cache_key(name)
         if key is not None:
             with _table_locks_guard:
                 _rows_cache.pop(key, None)
+                _cache_state["changes"] += 1
 
     def _carries(self, name: str) -> bool:
         """Whether a resolve carries stored table ``name``'s columns through its comparison (see
@@ -247,12 +261,15 @@ class ClickHouseMetadataStore(MetadataStore):
 
     def _row_count(self, name: str) -> int:
         """The rows of table ``name`` (every version; masked deleted rows until a merge removes them),
-        from the catalog; cached for the embedded engine until this process writes to the table."""
+        from the catalog (0 where it has none: a table that is not a MergeTree, which has no row
+        number to fetch orphans back by either); cached for the embedded engine until this process
+        writes to the table, read at each resolve on a server (one query, as the schema's)."""
         key = self._cache_key(name)
         if key is not None:
             with _table_locks_guard:
                 if key in _rows_cache:
                     return _rows_cache[key]
+                changes = _cache_state["changes"]
         rows = self._query(
             "Reading the catalog",
             f"SELECT total_rows FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
@@ -260,7 +277,8 @@ class ClickHouseMetadataStore(MetadataStore):
         count = int(rows.column(0)[0].as_py() or 0) if rows.num_rows else 0
         if key is not None:
             with _table_locks_guard:
-                _rows_cache[key] = count
+                if _cache_state["changes"] == changes:  # no write landed while counting
+                    _rows_cache[key] = count
         return count
 
     def _stored_schema(self, name: str) -> pl.Schema | None:
@@ -269,10 +287,12 @@ class ClickHouseMetadataStore(MetadataStore):
             with _table_locks_guard:
                 if key in _schema_cache:
                     return _schema_cache[key]
+                changes = _cache_state["changes"]
         schema = self._read_stored_schema(name)
         if key is not None:  # missing tables too: every DDL on the engine's tables comes from this process
             with _table_locks_guard:
-                _schema_cache[key] = schema
+                if _cache_state["changes"] == changes:  # no DDL landed while reading
+                    _schema_cache[key] = schema
         return schema
 
     def _read_stored_schema(self, name: str) -> pl.Schema | None:
