@@ -18,6 +18,7 @@ from metaxy.testing import MetadataStoreConformance, TrustConformance
 from metaxy.testing.conformance import LineageConformance, ResolveConformance
 
 _databases = itertools.count()
+SECRET = "server-Pa55word"
 
 
 def _factory(engine: str, names: list[str], *, shared: bool) -> Any:
@@ -64,3 +65,36 @@ class TestClickHouseFetchedBack(ResolveConformance, LineageConformance):
     def store_factory(self, chdb_engine_path: str, created_databases: list[str], monkeypatch: Any) -> Any:
         monkeypatch.setattr(ch_store, "CARRY_MAX_ROWS", -1)
         return _factory(chdb_engine_path, created_databases, shared=False)
+
+
+class TestClickHouseServerTransport(MetadataStoreConformance):
+    """The whole catalogue through the server transport: ``HttpTransport`` over clickhouse-connect's
+    ``Client``, and the store in server mode (no caches, the catalog read at each resolve, the server
+    check when connecting). Only the wire is swapped: clickhouse-connect's own chdb backend
+    (``interface="chdb"``) carries the calls to the real engine in this process, as no ClickHouse
+    server that runs metaxy's SQL (25.x or later) installs here. The HTTP wire itself is tested
+    against Debian's server in tests/clickhouse (connection, credentials, a server too old)."""
+
+    @pytest.fixture
+    def store_factory(self, chdb_engine_path: str, created_databases: list[str], monkeypatch: Any) -> Any:
+        import clickhouse_connect
+
+        real = clickhouse_connect.get_client
+
+        def in_process(**kwargs: Any) -> Any:
+            assert kwargs["password"] == SECRET and kwargs["host"] == "engine.invalid"  # what a server gets
+            return real(
+                interface="chdb", path=chdb_engine_path, database=kwargs["database"], settings=kwargs["settings"]
+            )
+
+        monkeypatch.setattr(clickhouse_connect, "get_client", in_process)
+
+        def make(**kwargs: Any) -> ClickHouseMetadataStore:
+            kwargs.setdefault("auto_create_tables", True)
+            created_databases.append(f"c{next(_databases)}")
+            url = f"clickhouse+http://metaxy:{SECRET}@engine.invalid:8123/{created_databases[-1]}"
+            store = ClickHouseMetadataStore(url, **kwargs)
+            assert not store.embedded
+            return store
+
+        return make

@@ -325,13 +325,23 @@ class HttpTransport(Transport):
             autogenerate_session_id=False,
         )
         try:
-            if create_database:
+            try:
+                self._client = clickhouse_connect.get_client(database=target.database, **common)
+            except ClickHouseError as exc:
+                if not _unknown_database(exc):
+                    raise
+                # the first open of a database creates it (empty: a read sees no features) where the
+                # user may; else the missing database is the error
                 bootstrap = clickhouse_connect.get_client(database="default", **common)
                 try:
                     bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {_quote(target.database)}")
+                except ClickHouseError:
+                    if create_database:
+                        raise
+                    raise exc from None
                 finally:
                     bootstrap.close()
-            self._client = clickhouse_connect.get_client(database=target.database, **common)
+                self._client = clickhouse_connect.get_client(database=target.database, **common)
         except ClickHouseError as exc:
             unreachable = _unreachable(exc)
             hint = None if unreachable else CONNECT_HINT
@@ -383,6 +393,10 @@ def check_server(transport: Transport) -> None:
             f"the ClickHouse server {version} lacks the settings {', '.join(missing)} that metaxy's statements set",
             hint="Hint: use ClickHouse 25.x or later, or the embedded engine (chdb:///abs/dir).",
         )
+
+
+def _unknown_database(exc: BaseException) -> bool:
+    return "UNKNOWN_DATABASE" in str(exc) or "Code: 81." in str(exc)
 
 
 def _unreachable(exc: BaseException) -> bool:
