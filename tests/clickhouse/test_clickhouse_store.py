@@ -6,11 +6,13 @@ appends, Map and Struct round trips, the two forms of orphaned rows, and the sta
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing as mp
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
@@ -474,7 +476,9 @@ class ClipNote(
     sid: str
 
 
-def _increment_and_sql(store: ClickHouseMetadataStore) -> tuple[dict[str, pl.DataFrame], str]:
+@contextlib.contextmanager
+def _sent(store: ClickHouseMetadataStore) -> Iterator[list[str]]:
+    """The queries the store sends while the block runs."""
     sent: list[str] = []
     query = store.transport.query_arrow
 
@@ -484,9 +488,14 @@ def _increment_and_sql(store: ClickHouseMetadataStore) -> tuple[dict[str, pl.Dat
 
     store.transport.query_arrow = spy  # type: ignore[method-assign]
     try:
-        inc = store.resolve_update(ClipNote, versioning_engine="native").to_polars()
+        yield sent
     finally:
         store.transport.query_arrow = query  # type: ignore[method-assign]
+
+
+def _increment_and_sql(store: ClickHouseMetadataStore) -> tuple[dict[str, pl.DataFrame], str]:
+    with _sent(store) as sent:
+        inc = store.resolve_update(ClipNote, versioning_engine="native").to_polars()
     parts = {"new": inc.new, "stale": inc.stale, "orphaned": inc.orphaned}
     return {k: v.sort("sid") for k, v in parts.items()}, next(s for s in sent if "__metaxy_kind" in s)
 
@@ -524,19 +533,9 @@ def test_orphans_are_carried_for_small_tables_and_fetched_back_for_large_ones(
         with pytest.warns(MetaxyWarning, match="without 'metaxy_provenance'"):
             store.write(ClipNote, more)
         assert store._row_count("ch__clip_note") == 8  # the write invalidated the cached 6
-        sent: list[str] = []
-        query = store.transport.query_arrow
-
-        def spy(sql: str) -> Any:
-            sent.append(sql)
-            return query(sql)
-
-        store.transport.query_arrow = spy  # type: ignore[method-assign]
-        try:
+        with _sent(store) as sent:
             assert store._row_count("ch__clip_note") == 8 and not sent  # cached: no catalog query
             assert store.delete(ClipNote, "sid = 's10'", soft=False) == 1
             sent.clear()
             store._row_count("ch__clip_note")
             assert any("total_rows" in q for q in sent)  # the delete invalidated it
-        finally:
-            store.transport.query_arrow = query  # type: ignore[method-assign]

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import narwhals as nw
 import polars as pl
@@ -52,6 +52,7 @@ _table_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _table_locks_guard = threading.Lock()
 _schema_cache: dict[tuple[str, str, str], pl.Schema | None] = {}
 _rows_cache: dict[tuple[str, str, str], int] = {}  # the embedded engine's tables' row counts
+_T = TypeVar("_T")
 _cache_state = {"epoch": 0, "changes": 0}  # the engine epoch the caches hold; invalidations so far
 #: A resolve carries the stored columns through its comparison when the stored table holds at most
 #: this many rows (all versions), and fetches orphaned rows back by row number above it: measured
@@ -264,36 +265,35 @@ class ClickHouseMetadataStore(MetadataStore):
         from the catalog (0 where it has none: a table that is not a MergeTree, which has no row
         number to fetch orphans back by either); cached for the embedded engine until this process
         writes to the table, read at each resolve on a server (one query, as the schema's)."""
-        key = self._cache_key(name)
-        if key is not None:
-            with _table_locks_guard:
-                if key in _rows_cache:
-                    return _rows_cache[key]
-                changes = _cache_state["changes"]
-        rows = self._query(
-            "Reading the catalog",
-            f"SELECT total_rows FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
-        )
-        count = int(rows.column(0)[0].as_py() or 0) if rows.num_rows else 0
-        if key is not None:
-            with _table_locks_guard:
-                if _cache_state["changes"] == changes:  # no write landed while counting
-                    _rows_cache[key] = count
-        return count
+
+        def read() -> int:
+            rows = self._query(
+                "Reading the catalog",
+                f"SELECT total_rows FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
+            )
+            return int(rows.column(0)[0].as_py() or 0) if rows.num_rows else 0
+
+        return self._cached(_rows_cache, name, read)
 
     def _stored_schema(self, name: str) -> pl.Schema | None:
+        # missing tables too: every DDL on the engine's tables comes from this process
+        return self._cached(_schema_cache, name, lambda: self._read_stored_schema(name))
+
+    def _cached(self, cache: dict[tuple[str, str, str], _T], name: str, read: Callable[[], _T]) -> _T:
+        """``read()``, kept in ``cache`` for the embedded engine (see :meth:`_cache_key`); a value read
+        while a write or DDL landed is not kept."""
         key = self._cache_key(name)
-        if key is not None:
-            with _table_locks_guard:
-                if key in _schema_cache:
-                    return _schema_cache[key]
-                changes = _cache_state["changes"]
-        schema = self._read_stored_schema(name)
-        if key is not None:  # missing tables too: every DDL on the engine's tables comes from this process
-            with _table_locks_guard:
-                if _cache_state["changes"] == changes:  # no DDL landed while reading
-                    _schema_cache[key] = schema
-        return schema
+        if key is None:
+            return read()
+        with _table_locks_guard:
+            if key in cache:
+                return cache[key]
+            changes = _cache_state["changes"]
+        value = read()
+        with _table_locks_guard:
+            if _cache_state["changes"] == changes:
+                cache[key] = value
+        return value
 
     def _read_stored_schema(self, name: str) -> pl.Schema | None:
         rows = self._query(
