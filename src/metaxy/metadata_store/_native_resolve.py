@@ -173,9 +173,15 @@ def pick(df: pl.DataFrame, columns: Sequence[tuple[str, str]], rows: pl.Series |
     return pl.DataFrame(picked)
 
 
-def with_copies(df: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
-    """Re-create the copies a fetch left out; the columns in the order of ``names``."""
-    return pick(df, [(n, COPIES.get(n, n)) for n in names])
+def with_copies(df: pl.DataFrame, names: Sequence[str], rows: pl.Series | None = None) -> pl.DataFrame:
+    """Re-create the copies a fetch left out; the columns in the order of ``names`` (of the ``rows``
+    where that mask is true)."""
+    return pick(df, [(n, COPIES.get(n, n)) for n in names], rows)
+
+
+def without_copies(schema: dict[str, pl.DataType]) -> dict[str, pl.DataType]:
+    """``schema`` without the data-version copies (what the fetched statements select)."""
+    return {n: t for n, t in schema.items() if n not in COPIES}
 
 
 def fetched_increment(
@@ -200,7 +206,7 @@ def fetched_increment(
 
     def fetch_computed(which: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """``fetch`` without the data-version copies, re-created here as aliases (shared buffers)."""
-        return with_copies(fetch(which, {n: t for n, t in schema.items() if n not in COPIES}), list(schema))
+        return with_copies(fetch(which, without_copies(schema)), list(schema))
 
     def run() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
         """Run the one resolve statement (once) and split its rows into new / stale / orphaned."""
@@ -212,16 +218,13 @@ def fetched_increment(
         else:
             assert stored_schema is not None
             orphans = {orphan_column(i): n for i, n in enumerate(compiled.stored_columns)}
-            computed = {n: t for n, t in expected_schema.items() if n not in COPIES}
-            full = {**computed, **{o: stored_schema[n] for o, n in orphans.items()}, KIND: pl.String()}
-            df = fetch("increment", full)
+            orphaned = {o: stored_schema[n] for o, n in orphans.items()}
+            df = fetch("increment", {**without_copies(expected_schema), **orphaned, KIND: pl.String()})
             kinds = df.get_column(KIND)
-            increment = [(n, COPIES.get(n, n)) for n in names]
-            orphaned_columns = [(n, o) for o, n in orphans.items()]
             parts = (
-                pick(df, increment, kinds == "new"),
-                pick(df, increment, kinds == "stale"),
-                pick(df, orphaned_columns, kinds == "orphaned"),
+                with_copies(df, names, kinds == "new"),
+                with_copies(df, names, kinds == "stale"),
+                pick(df, [(n, o) for o, n in orphans.items()], kinds == "orphaned"),
             )
         cache.append(parts)
         return parts

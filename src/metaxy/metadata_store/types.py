@@ -142,14 +142,14 @@ def _failure_dtypes() -> dict[str, Any]:
     }
 
 
-def _empty_failed_polars(like: pl.DataFrame | None) -> pl.DataFrame:
+def _empty_failed_polars(empty: pl.DataFrame | None) -> pl.DataFrame:
+    """``empty``'s columns (a frame with no rows) plus the failure columns."""
     failure = _failure_dtypes()
-    if like is None:
+    if empty is None:
         return pl.DataFrame(schema=failure)
-    head = like.clear()
-    if any(n in head.schema for n in failure):  # a user column of that name: retyped where it stands
-        return pl.DataFrame(schema={**head.schema, **failure})
-    return head.hstack([pl.Series(n, [], dtype=t) for n, t in failure.items()])  # no query plan
+    if any(n in empty.schema for n in failure):  # a user column of that name: retyped where it stands
+        return pl.DataFrame(schema={**empty.schema, **failure})
+    return empty.hstack([pl.Series(n, [], dtype=t) for n, t in failure.items()])  # no query plan
 
 
 def _empty_failed(new: Any) -> Any:

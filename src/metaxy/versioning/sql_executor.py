@@ -441,8 +441,10 @@ def _increment(
         orphan_items = [alias(packed, ORPHAN_ROW)]
     else:
         orphan_items = [alias(col(name), orphan_column(i)) for i, name in enumerate(current.columns)]
-    n = len(current.columns)
-    values = tuple(d.row_field(col(ORPHAN_ROW), i) if packed is not None else col(orphan_column(i)) for i in range(n))
+    values = tuple(
+        d.row_field(col(ORPHAN_ROW), i) if packed is not None else col(orphan_column(i))
+        for i in range(len(current.columns))
+    )
     stored = project(
         stored_rows,
         [
@@ -471,12 +473,7 @@ def _increment(
             col(_PRED, "s"),
         ]
     )
-    if by_rowid:
-        carried_out = [col(ROWID, "s")]
-    elif packed is not None:
-        carried_out = [col(ORPHAN_ROW, "s")]
-    else:
-        carried_out = [col(orphan_column(i), "s") for i in range(len(current.columns))]
+    carried_out = [col(item.alias_or_name, "s") for item in orphan_items]
     expected_marked = expected.copy()
     expected_marked.append("expressions", alias(lit(True), _E_MARK))
     # Carrying, the wide stored side comes first: engines that hash the right-hand side of a join

@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import narwhals as nw
 import polars as pl
@@ -50,9 +50,8 @@ STAGE_PREFIX = "__metaxy_stage_"
 _write_chunk_rows = 250_000
 _table_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _table_locks_guard = threading.Lock()
-_schema_cache: dict[tuple[str, str, str], pl.Schema | None] = {}
-_rows_cache: dict[tuple[str, str, str], int] = {}  # the embedded engine's tables' row counts
-_T = TypeVar("_T")
+# the embedded engine's tables: (schema, rows) by (directory, database, table)
+_catalog_cache: dict[tuple[str, str, str], tuple[pl.Schema | None, int]] = {}
 _cache_state = {"epoch": 0, "changes": 0}  # the engine epoch the caches hold; invalidations so far
 #: A resolve carries the stored columns through its comparison when the stored table holds at most
 #: this many rows (all versions), and fetches orphaned rows back by row number above it: measured
@@ -225,7 +224,7 @@ class ClickHouseMetadataStore(MetadataStore):
         return sorted(rows.column(0).to_pylist()) if rows.num_columns else []
 
     def _cache_key(self, name: str) -> tuple[str, str, str] | None:
-        """Key of the process-wide schema and row-count caches: only for the embedded engine, where
+        """Key of the process-wide catalog cache: only for the embedded engine, where
         every writer of the data directory is this process while it holds the directory (it
         invalidates an entry on DDL and writes); emptied when the process takes the directory
         again, as other processes may have written in between."""
@@ -235,78 +234,61 @@ class ClickHouseMetadataStore(MetadataStore):
         if epoch != _cache_state["epoch"]:
             with _table_locks_guard:
                 if epoch != _cache_state["epoch"]:
-                    _schema_cache.clear()
-                    _rows_cache.clear()
+                    _catalog_cache.clear()
                     _cache_state["epoch"] = epoch
         return (self._target.path or "", self._target.database, name)
 
-    def _schema_changed(self, name: str) -> None:
+    def _table_changed(self, name: str) -> None:
+        """Forget what the cache holds of table ``name`` (after DDL, a write or a delete)."""
         key = self._cache_key(name)
         if key is not None:
             with _table_locks_guard:
-                _schema_cache.pop(key, None)
-                _rows_cache.pop(key, None)
-                _cache_state["changes"] += 1
-
-    def _rows_changed(self, name: str) -> None:
-        key = self._cache_key(name)
-        if key is not None:
-            with _table_locks_guard:
-                _rows_cache.pop(key, None)
+                _catalog_cache.pop(key, None)
                 _cache_state["changes"] += 1
 
     def _carries(self, name: str) -> bool:
         """Whether a resolve carries stored table ``name``'s columns through its comparison (see
         :data:`CARRY_MAX_ROWS`) rather than fetching orphaned rows back by row number."""
-        return self._row_count(name) <= CARRY_MAX_ROWS
-
-    def _row_count(self, name: str) -> int:
-        """The rows of table ``name`` (every version; masked deleted rows until a merge removes them),
-        from the catalog (0 where it has none: a table that is not a MergeTree, which has no row
-        number to fetch orphans back by either); cached for the embedded engine until this process
-        writes to the table, read at each resolve on a server (one query, as the schema's)."""
-
-        def read() -> int:
-            rows = self._query(
-                "Reading the catalog",
-                f"SELECT total_rows FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
-            )
-            return int(rows.column(0)[0].as_py() or 0) if rows.num_rows else 0
-
-        return self._cached(_rows_cache, name, read)
+        return self._catalog(name)[1] <= CARRY_MAX_ROWS
 
     def _stored_schema(self, name: str) -> pl.Schema | None:
-        # missing tables too: every DDL on the engine's tables comes from this process
-        return self._cached(_schema_cache, name, lambda: self._read_stored_schema(name))
+        return self._catalog(name)[0]
 
-    def _cached(self, cache: dict[tuple[str, str, str], _T], name: str, read: Callable[[], _T]) -> _T:
-        """``read()``, kept in ``cache`` for the embedded engine (see :meth:`_cache_key`); a value read
-        while a write or DDL landed is not kept."""
+    def _catalog(self, name: str) -> tuple[pl.Schema | None, int]:
+        """Table ``name``'s schema (None: no such table) and rows, from :meth:`_read_catalog`; kept
+        for the embedded engine (see :meth:`_cache_key`), missing tables too, unless a write or DDL
+        landed while reading."""
         key = self._cache_key(name)
         if key is None:
-            return read()
+            return self._read_catalog(name)
         with _table_locks_guard:
-            if key in cache:
-                return cache[key]
+            if key in _catalog_cache:
+                return _catalog_cache[key]
             changes = _cache_state["changes"]
-        value = read()
+        value = self._read_catalog(name)
         with _table_locks_guard:
             if _cache_state["changes"] == changes:
-                cache[key] = value
+                _catalog_cache[key] = value
         return value
 
-    def _read_stored_schema(self, name: str) -> pl.Schema | None:
+    def _read_catalog(self, name: str) -> tuple[pl.Schema | None, int]:
+        """The schema (the Polars schema metaxy keeps in the table's comment, else the engine's own
+        types) and the rows of table ``name`` (every version; masked deleted rows until a merge
+        removes them; 0 for a table that is not a MergeTree, which has no row number to fetch
+        orphans back by either), in one catalog query."""
         rows = self._query(
             "Reading the catalog",
-            f"SELECT comment FROM system.tables WHERE database = currentDatabase() AND name = {literal(name)}",
+            "SELECT comment, total_rows FROM system.tables "
+            f"WHERE database = currentDatabase() AND name = {literal(name)}",
         )
         if not rows.num_rows:
-            return None
+            return None, 0
+        count = int(rows.column(1)[0].as_py() or 0)
         schema = _types.decode_schema(rows.column(0)[0].as_py() or "")
         if schema is None:  # a table metaxy did not create: the engine's own types
             probe = self._query("Reading the catalog", f"SELECT * FROM {self._q(name)} LIMIT 0")
-            return pl.DataFrame(probe).schema
-        return schema
+            schema = pl.DataFrame(probe).schema
+        return schema, count
 
     def _table_exists(self, name: str) -> bool:
         return self._stored_schema(name) is not None
@@ -325,9 +307,9 @@ class ClickHouseMetadataStore(MetadataStore):
 
     def _drop(self, name: str) -> None:
         with self._table_lock(name):
-            self._schema_changed(name)
+            self._table_changed(name)
             self._command("Dropping a table", f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
-            self._schema_changed(name)
+            self._table_changed(name)
 
     # --- reads ----------------------------------------------------------------------------------------
     def fetch(self, query: exp.Expression, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -417,7 +399,7 @@ class ClickHouseMetadataStore(MetadataStore):
                 merged = pl.Schema(stored)
                 for n, t in incoming.items():
                     if n not in stored:
-                        self._schema_changed(name)
+                        self._table_changed(name)
                         add = f"ADD COLUMN IF NOT EXISTS {self._q(n)} {_types.ddl_type(n, t)}"
                         self._command(f"Adding column '{n}' to '{name}'", f"ALTER TABLE {self._q(name)} {add}")
                         merged[n] = t
@@ -426,7 +408,7 @@ class ClickHouseMetadataStore(MetadataStore):
                         f"Writing the schema of '{name}'",
                         f"ALTER TABLE {self._q(name)} MODIFY COMMENT {literal(_types.encode_schema(merged))}",
                     )
-            self._schema_changed(name)
+            self._table_changed(name)
             try:
                 stage = self._stage(name, merged)
                 reader = pa.RecordBatchReader.from_batches(arrow_schema, batches())
@@ -445,13 +427,13 @@ class ClickHouseMetadataStore(MetadataStore):
                         f"Writing table '{name}'",
                         f"ALTER TABLE {self._q(stage)} MOVE PARTITION tuple() TO TABLE {self._q(name)}",
                     )
-                    self._rows_changed(name)
+                    self._table_changed(name)
             except BaseException:
                 if created:  # no other writer of this process can have used it (the table's lock is held)
                     self._discard_stage(name)
                     with contextlib.suppress(BackendError):
                         self._command("Dropping a table", f"DROP TABLE IF EXISTS {self._q(name)} SYNC")
-                    self._schema_changed(name)
+                    self._table_changed(name)
                 raise
         return written
 
@@ -486,7 +468,7 @@ class ClickHouseMetadataStore(MetadataStore):
             if n:
                 sql = self._sql(st.delete_where(name, condition if condition is not None else exp.true()))
                 self._command(f"Deleting from '{name}'", sql + " SETTINGS lightweight_deletes_sync = 2")
-                self._rows_changed(name)
+                self._table_changed(name)
         return n
 
     def drop_stale_stages(self) -> list[str]:
